@@ -1,0 +1,179 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Ensemble.Coordination;
+using Ensemble.Formulas;
+using Ensemble.Hooks;
+using Ensemble.Hosting;
+using Ensemble.Services;
+using Ensemble.Topology;
+using Ensemble.Units;
+
+namespace Ensemble.Environment;
+
+/// <summary>How to stand up an in-process environment.</summary>
+public sealed record LocalEnvironmentOptions
+{
+    /// <summary>Where the store, formula storage, journal and machines live; a fresh temporary directory when null.</summary>
+    public string? Directory { get; init; }
+
+    public int Machines { get; init; } = 1;
+
+    public ControllerSettings Controller { get; init; } = ControllerSettings.Default;
+
+    public AgentSettings Agent { get; init; } = AgentSettings.Default;
+
+    /// <summary>Fault injection around unit agents' steps (tests only).</summary>
+    public IUnitFaults Faults { get; init; } = IUnitFaults.None;
+
+    /// <summary>Wraps the formula storage the agents download from, e.g. to inject failing or corrupt downloads.</summary>
+    public Func<IFormulaStorage, IFormulaStorage>? AgentStorage { get; init; }
+}
+
+/// <summary>
+/// A whole environment in one process: the embedded store, file formula storage, the service coordinators
+/// and one machine agent per simulated machine, wired exactly as the hosts wire them. For tests and demos.
+/// </summary>
+public sealed class LocalEnvironment : IAsyncDisposable
+{
+    private readonly bool _ownsSystem;
+    private readonly bool _ownsDirectory;
+    private readonly Dictionary<string, (AgentContext Context, ICoordinationStore Session, IActorRef Agent)> _machines = new();
+    private ICoordinationStore _controllerSession = null!;
+
+    private LocalEnvironment(ActorSystem system, bool ownsSystem, LocalEnvironmentOptions options, string directory, bool ownsDirectory)
+    {
+        System = system;
+        Options = options;
+        Directory = directory;
+        _ownsSystem = ownsSystem;
+        _ownsDirectory = ownsDirectory;
+        Server = EmbeddedCoordinationServer.Open(Path.Combine(directory, "store"));
+        Storage = new FileFormulaStorage(Path.Combine(directory, "formula-storage"));
+    }
+
+    public ActorSystem System { get; }
+    public LocalEnvironmentOptions Options { get; }
+    public string Directory { get; }
+    public EmbeddedCoordinationServer Server { get; }
+    public IFormulaStorage Storage { get; }
+    public TopologyStore Topology { get; private set; } = null!;
+    public IActorRef Services { get; private set; } = ActorRefs.Nobody;
+    public IReadOnlyCollection<string> Machines => _machines.Keys;
+
+    /// <summary>A fresh directory for an environment; pass it to <see cref="JournalConfig"/> and the options.</summary>
+    public static string NewDirectory()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "ensemble-env-" + Guid.NewGuid().ToString("N")[..12]);
+        System.IO.Directory.CreateDirectory(directory);
+        return directory;
+    }
+
+    /// <summary>The actor system configuration an environment in <paramref name="directory"/> needs.</summary>
+    public static Config JournalConfig(string directory, Config? overrides = null) =>
+        EnsembleConfig.ForSqliteJournal(Path.Combine(directory, "journal.db"), overrides);
+
+    /// <summary>Starts an environment in <paramref name="system"/> (e.g. a TestKit's), or in a system of its own.</summary>
+    public static async Task<LocalEnvironment> StartAsync(LocalEnvironmentOptions? options = null, ActorSystem? system = null)
+    {
+        options ??= new LocalEnvironmentOptions();
+        var ownsDirectory = options.Directory is null;
+        var directory = options.Directory ?? NewDirectory();
+        var ownsSystem = system is null;
+        system ??= ActorSystem.Create("ensemble", JournalConfig(directory));
+        var environment = new LocalEnvironment(system, ownsSystem, options, directory, ownsDirectory);
+        await environment.StartNodesAsync();
+        return environment;
+    }
+
+    private async Task StartNodesAsync()
+    {
+        _controllerSession = Server.Connect();
+        Topology = new TopologyStore(_controllerSession);
+        await Topology.EnsureLayoutAsync();
+        for (var i = 0; i < Options.Machines; i++) await StartMachineAsync($"m{i}");
+        Services = await EnsembleWiring.StartControllerAsync(System, new ControllerContext(Topology, Storage, Options.Controller));
+    }
+
+    /// <summary>Starts (or starts again) the agent of a machine; its units resume from their state files.</summary>
+    public async Task StartMachineAsync(string machine)
+    {
+        var session = Server.Connect();
+        var topology = new TopologyStore(session);
+        var dataDirectory = Path.Combine(Directory, "machines", machine);
+        var storage = Options.AgentStorage?.Invoke(Storage) ?? Storage;
+        var context = new AgentContext(machine, dataDirectory, topology,
+            new FormulaCache(storage, Path.Combine(dataDirectory, "formula-cache")),
+            new ProcessHookRunner(Options.Agent.HookTimeout), Options.Agent, Options.Faults);
+        var agent = await EnsembleWiring.StartAgentAsync(System, context);
+        _machines[machine] = (context, session, agent);
+        await WaitUntilAsync(async () => await Topology.GetAgentAsync(machine) is not null, TimeSpan.FromSeconds(10), $"agent {machine} to register");
+    }
+
+    /// <summary>Stops a machine's agent as a crash would: its unit agents die mid-step, its session closes.</summary>
+    public async Task StopMachineAsync(string machine)
+    {
+        var (_, session, agent) = _machines[machine];
+        await agent.GracefulStop(TimeSpan.FromSeconds(30));
+        await session.DisposeAsync();
+        _machines.Remove(machine);
+    }
+
+    /// <summary>Kills the service coordinators and their sagas, then starts them again from their journals.</summary>
+    public async Task RestartControllerAsync()
+    {
+        var probe = new TaskCompletionSource();
+        var watcher = System.ActorOf(Props.Create(() => new DeathWatcher(Services, probe)));
+        Services.Tell(Kill.Instance);
+        await probe.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        System.Stop(watcher);
+        Services = await EnsembleWiring.StartControllerAsync(System, new ControllerContext(Topology, Storage, Options.Controller));
+    }
+
+    public AgentContext Machine(string machine) => _machines[machine].Context;
+
+    /// <summary>The on-disk layout of a unit, on whichever machine it was placed.</summary>
+    public async Task<UnitPaths> UnitPathsAsync(string unit)
+    {
+        var record = await Topology.GetUnitAsync(unit) ?? throw new InvalidOperationException($"unit {unit} does not exist");
+        return UnitPaths.For(Path.Combine(Directory, "machines", record.Machine, "units"), unit);
+    }
+
+    public Task<T> AskAsync<T>(ServiceProtocol.IServiceCommand command, TimeSpan? timeout = null) =>
+        Services.Ask<T>(command, timeout ?? TimeSpan.FromSeconds(60));
+
+    /// <summary>Polls a condition until it holds or the deadline passes.</summary>
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan deadline, string what)
+    {
+        var until = DateTime.UtcNow + deadline;
+        var pause = TimeSpan.FromMilliseconds(10);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > until) throw new TimeoutException($"timed out after {deadline} waiting for {what}");
+            await Task.Delay(pause);
+            pause = TimeSpan.FromMilliseconds(Math.Min(pause.TotalMilliseconds * 2, 200));
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var machine in _machines.Keys.ToList()) await StopMachineAsync(machine);
+        await Services.GracefulStop(TimeSpan.FromSeconds(30));
+        if (_ownsSystem) await System.Terminate();
+        await _controllerSession.DisposeAsync();
+        Server.Dispose();
+        if (_ownsDirectory && _ownsSystem)
+        {
+            try { System.IO.Directory.Delete(Directory, recursive: true); }
+            catch (IOException) { }
+        }
+    }
+
+    private sealed class DeathWatcher : ReceiveActor
+    {
+        public DeathWatcher(IActorRef target, TaskCompletionSource died)
+        {
+            Context.Watch(target);
+            Receive<Terminated>(_ => died.TrySetResult());
+        }
+    }
+}

@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Ensemble.Hooks;
+
+/// <summary>Everything a hook is told about the unit it runs for.</summary>
+public sealed record HookContext(
+    string UnitName,
+    string ServiceName,
+    string FormulaDirectory,
+    string DataDirectory,
+    int Revision,
+    string LogPath,
+    int? PreviousRevision = null);
+
+/// <summary>What became of one hook run. A hook the formula does not have is skipped, which counts as success.</summary>
+public sealed record HookResult(string Hook, bool Ran, int ExitCode, bool TimedOut)
+{
+    public bool Succeeded => !Ran || (ExitCode == 0 && !TimedOut);
+
+    public string Describe() => !Ran ? $"hook '{Hook}' not present, skipped"
+        : TimedOut ? $"hook '{Hook}' timed out and was killed"
+        : $"hook '{Hook}' exited with code {ExitCode}";
+}
+
+/// <summary>Runs a formula's hooks for a unit.</summary>
+public interface IHookRunner
+{
+    Task<HookResult> RunAsync(string hook, HookContext context, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// Runs hooks as real processes: working directory the formula directory, the ENSEMBLE_* environment,
+/// output appended with timestamps to the unit's log, and the whole process tree killed at the timeout
+/// or when the caller cancels (an agent that restarts must not leave a hook running beside its re-run).
+/// </summary>
+public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
+{
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(5);
+
+    public TimeSpan Timeout => timeout;
+
+    public async Task<HookResult> RunAsync(string hook, HookContext context, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(context.FormulaDirectory, "hooks", hook);
+        if (!File.Exists(path)) return new HookResult(hook, Ran: false, ExitCode: 0, TimedOut: false);
+
+        Directory.CreateDirectory(Path.GetDirectoryName(context.LogPath)!);
+        await using var log = new HookLog(context.LogPath, hook);
+        log.Write($"running hook {hook} (revision {context.Revision})");
+
+        var start = new ProcessStartInfo(path)
+        {
+            WorkingDirectory = context.FormulaDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        var env = start.Environment;
+        env["ENSEMBLE_UNIT_NAME"] = context.UnitName;
+        env["ENSEMBLE_SERVICE_NAME"] = context.ServiceName;
+        env["ENSEMBLE_FORMULA_DIR"] = context.FormulaDirectory;
+        env["ENSEMBLE_UNIT_DATA_DIR"] = context.DataDirectory;
+        env["ENSEMBLE_FORMULA_REVISION"] = context.Revision.ToString(CultureInfo.InvariantCulture);
+        env["ENSEMBLE_HOOK_NAME"] = hook;
+        if (context.PreviousRevision is { } previous)
+            env["ENSEMBLE_PREVIOUS_REVISION"] = previous.ToString(CultureInfo.InvariantCulture);
+
+        using var process = new Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) log.Write(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) log.Write(e.Data); };
+        process.Start();
+        process.StandardInput.Close();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        var timedOut = false;
+        try
+        {
+            await process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            timedOut = !cancellationToken.IsCancellationRequested;
+            try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            await process.WaitForExitAsync(CancellationToken.None);
+            log.Write(timedOut ? $"hook {hook} timed out after {timeout.TotalSeconds:0.#}s; process tree killed" : $"hook {hook} cancelled; process tree killed");
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+        // Give the output readers a moment to drain; bounded because a daemon the hook started may
+        // still hold the pipes open (formula authors should redirect a daemon's output).
+        process.WaitForExit(TimeSpan.FromSeconds(2));
+        var code = timedOut ? -1 : process.ExitCode;
+        if (!timedOut) log.Write($"hook {hook} exited with code {code}");
+        return new HookResult(hook, Ran: true, ExitCode: code, TimedOut: timedOut);
+    }
+
+    /// <summary>Appends timestamped lines; stdout and stderr arrive on different threads.</summary>
+    private sealed class HookLog(string path, string hook) : IAsyncDisposable
+    {
+        private readonly StreamWriter _writer = new(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
+        private readonly Lock _gate = new();
+
+        public void Write(string line)
+        {
+            var stamp = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
+            lock (_gate) _writer.WriteLine($"{stamp} [{hook}] {line}");
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            lock (_gate) return _writer.DisposeAsync();
+        }
+    }
+}

@@ -1,0 +1,44 @@
+using Akka.Configuration;
+using Akka.Persistence.Sql;
+using Ensemble.Services;
+using Ensemble.Units;
+
+namespace Ensemble.Hosting;
+
+/// <summary>Builds node configuration: the caller's HOCON over the embedded reference.conf, over the plugins' defaults.</summary>
+public static class EnsembleConfig
+{
+    private static readonly Lazy<Config> Reference = new(() =>
+    {
+        using var stream = typeof(EnsembleConfig).Assembly.GetManifestResourceStream("Ensemble.reference.conf")
+            ?? throw new InvalidOperationException("embedded reference.conf is missing from Ensemble.Actors");
+        using var reader = new StreamReader(stream);
+        return ConfigurationFactory.ParseString(reader.ReadToEnd());
+    });
+
+    /// <summary>The library defaults alone.</summary>
+    public static Config Defaults => Reference.Value.WithFallback(SqlPersistence.DefaultConfiguration);
+
+    /// <summary>Configuration for a node whose coordinators journal to the SQLite file at <paramref name="journalPath"/>.</summary>
+    public static Config ForSqliteJournal(string journalPath, Config? overrides = null)
+    {
+        var connection = $"Data Source={journalPath};Pooling=true";
+        var persistence = ConfigurationFactory.ParseString($$"""
+            akka.persistence.journal.sql.connection-string = "{{connection}}"
+            akka.persistence.snapshot-store.sql.connection-string = "{{connection}}"
+            akka.persistence.query.journal.sql.connection-string = "{{connection}}"
+            """);
+        return (overrides ?? Config.Empty).WithFallback(persistence).WithFallback(Defaults);
+    }
+
+    public static ControllerSettings ControllerSettings(Config config) => new(
+        config.GetTimeSpan("ensemble.controller.unit-upgrade-deadline"),
+        config.GetTimeSpan("ensemble.controller.agent-resend-interval"));
+
+    public static AgentSettings AgentSettings(Config config) => new(
+        config.GetTimeSpan("ensemble.agent.hook-timeout"),
+        new DownloadRetryPolicy(
+            config.GetInt("ensemble.agent.download-retry.max-attempts"),
+            config.GetTimeSpan("ensemble.agent.download-retry.min-backoff"),
+            config.GetTimeSpan("ensemble.agent.download-retry.max-backoff")));
+}

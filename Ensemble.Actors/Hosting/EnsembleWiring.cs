@@ -1,0 +1,23 @@
+using Akka.Actor;
+using Ensemble.Services;
+using Ensemble.Units;
+
+namespace Ensemble.Hosting;
+
+/// <summary>The one wiring of a node's actors, used by the real hosts and by the test kit alike.</summary>
+public static class EnsembleWiring
+{
+    /// <summary>Starts the controller role: the service coordinators behind one router.</summary>
+    public static async Task<IActorRef> StartControllerAsync(ActorSystem system, ControllerContext context, string name = ServiceManager.ActorName)
+    {
+        await context.Topology.EnsureLayoutAsync();
+        return system.ActorOf(ServiceManager.Props(context), name);
+    }
+
+    /// <summary>Starts the agent role for one machine; it announces itself and adopts the units placed on it.</summary>
+    public static async Task<IActorRef> StartAgentAsync(ActorSystem system, AgentContext context)
+    {
+        await context.Topology.EnsureLayoutAsync();
+        return system.ActorOf(MachineAgent.Props(context), MachineAgent.ActorName(context.Machine));
+    }
+}

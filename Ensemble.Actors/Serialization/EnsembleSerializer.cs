@@ -1,0 +1,48 @@
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Serialization;
+using Ensemble.Services;
+
+namespace Ensemble.Serialization;
+
+/// <summary>
+/// Serializes our own messages and journaled events as JSON under short, fixed manifests. The manifest
+/// picks the type from a closed table: no type name read from a journal or the wire is ever resolved.
+/// </summary>
+public sealed class EnsembleSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    private static readonly IReadOnlyDictionary<string, Type> TypesByManifest = new Dictionary<string, Type>
+    {
+        ["svc.deployed"] = typeof(ServiceEvents.ServiceDeployed),
+        ["svc.unit-placed"] = typeof(ServiceEvents.UnitPlaced),
+        ["svc.unit-destroyed"] = typeof(ServiceEvents.UnitDestroyed),
+        ["svc.upgrade-began"] = typeof(ServiceEvents.UpgradeBegan),
+        ["svc.unit-upgrade-launched"] = typeof(ServiceEvents.UnitUpgradeLaunched),
+        ["svc.unit-upgrade-succeeded"] = typeof(ServiceEvents.UnitUpgradeSucceeded),
+        ["svc.unit-upgrade-failed"] = typeof(ServiceEvents.UnitUpgradeFailed),
+        ["svc.upgrade-ended"] = typeof(ServiceEvents.UpgradeEnded),
+        ["saga.unit-flagged"] = typeof(UpgradeSaga.Events.UnitFlagged),
+        ["saga.finished"] = typeof(UpgradeSaga.Events.SagaFinished),
+    };
+
+    private static readonly IReadOnlyDictionary<Type, string> ManifestsByType =
+        TypesByManifest.ToDictionary(kv => kv.Value, kv => kv.Key);
+
+    public const int SerializerId = 4711;
+
+    public override int Identifier => SerializerId;
+
+    public override string Manifest(object o) =>
+        ManifestsByType.TryGetValue(o.GetType(), out var manifest)
+            ? manifest
+            : throw new ArgumentException($"{o.GetType()} has no manifest in {nameof(EnsembleSerializer)}; add it to the table");
+
+    public override byte[] ToBinary(object obj) => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
+
+    public override object FromBinary(byte[] bytes, string manifest) =>
+        TypesByManifest.TryGetValue(manifest, out var type)
+            ? JsonSerializer.Deserialize(bytes, type, Json) ?? throw new SerializationException($"empty payload for manifest '{manifest}'")
+            : throw new SerializationException($"unknown manifest '{manifest}'");
+}

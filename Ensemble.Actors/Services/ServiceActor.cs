@@ -1,0 +1,399 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+using Ensemble.Formulas;
+using Ensemble.Topology;
+using static Ensemble.Services.ServiceEvents;
+using static Ensemble.Services.ServiceProtocol;
+using UnitProtocol = Ensemble.Units.UnitProtocol;
+
+namespace Ensemble.Services;
+
+/// <summary>
+/// The coordinator of one service: deploys it, adds and removes its units, and runs its formula upgrades
+/// as one <see cref="UpgradeSaga"/> per unit, at most MaxParallel at a time. Journaled; the shared
+/// topology in the coordination store is written before the journal records the change.
+/// Work that touches disk or the store runs off the actor thread; meanwhile other requests wait (stash).
+/// </summary>
+public sealed class ServiceActor : ReceivePersistentActor, IWithStash
+{
+    private readonly string _name;
+    private readonly ControllerContext _context;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly HashSet<IActorRef> _watchers = [];
+    private readonly ActorSystem _system = Context.System;
+    private ServiceState _state;
+
+    /// <summary>The result of asynchronous work: events to journal, then a reply.</summary>
+    private sealed record WorkDone(IReadOnlyList<IServiceEvent> Events, object Reply, IActorRef ReplyTo);
+
+    private sealed record ResumeUpgrade;
+
+    public ServiceActor(string name, ControllerContext context)
+    {
+        _name = name;
+        _context = context;
+        _state = ServiceState.Empty(name);
+
+        Recover<IServiceEvent>(e => _state = ServiceLogic.Apply(_state, e));
+        Recover<RecoveryCompleted>(_ =>
+        {
+            if (_state.Upgrade is not null) Self.Tell(new ResumeUpgrade());
+        });
+        Ready();
+    }
+
+    public static Props Props(string name, ControllerContext context) => Akka.Actor.Props.Create(() => new ServiceActor(name, context));
+
+    public static string PersistenceIdFor(string service) => $"service-{service}";
+
+    public override string PersistenceId => PersistenceIdFor(_name);
+
+    public IStash Stash { get; set; } = null!;
+
+    private void Ready()
+    {
+        Command<DeployService>(OnDeploy);
+        Command<AddUnits>(OnAddUnits);
+        Command<DestroyUnit>(OnDestroyUnit);
+        Command<UpgradeFormula>(OnUpgrade);
+        Command<ResolveUnit>(OnResolve);
+        Command<GetUpgradeStatus>(_ => Sender.Tell(Status()));
+        Command<WatchUpgrade>(_ =>
+        {
+            _watchers.Add(Sender);
+            Context.Watch(Sender);
+            if (_state.Upgrade is null) Sender.Tell(Status());
+        });
+        Command<Terminated>(t => _watchers.Remove(t.ActorRef));
+        Command<UpgradeSaga.Report>(OnSagaReport);
+        Command<UnitUpgradeProgressed>(m => Broadcast(m));
+        Command<ResumeUpgrade>(_ => OnResume());
+    }
+
+    private void Busy()
+    {
+        Command<WorkDone>(done =>
+        {
+            UnstashAll();
+            Become(Ready);
+            if (done.Events.Count == 0)
+            {
+                done.ReplyTo.Tell(done.Reply);
+                return;
+            }
+            var last = done.Events[^1];
+            PersistAll(done.Events, e =>
+            {
+                _state = ServiceLogic.Apply(_state, e);
+                if (!ReferenceEquals(e, last)) return;
+                done.ReplyTo.Tell(done.Reply);
+                if (e is UpgradeBegan) LaunchMore();
+            });
+        });
+        Command<Status.Failure>(failure =>
+        {
+            UnstashAll();
+            Become(Ready);
+            _log.Error(failure.Cause, "{0}: request failed", _name);
+        });
+        // Saga reports and progress keep flowing while a request is being prepared.
+        Command<UpgradeSaga.Report>(OnSagaReport);
+        Command<UnitUpgradeProgressed>(m => Broadcast(m));
+        CommandAny(_ => Stash.Stash());
+    }
+
+    /// <summary>Runs work off the actor thread; its outcome comes back as WorkDone (or a rejection reply).</summary>
+    private void RunAsync(Func<ServiceState, IActorRef, Task<WorkDone>> work)
+    {
+        var replyTo = Sender;
+        var state = _state;
+        Become(Busy);
+        Task.Run(async () =>
+        {
+            try
+            {
+                return await work(state, replyTo);
+            }
+            catch (FormulaValidationException ex)
+            {
+                return Reject(replyTo, RejectionKind.InvalidFormula, ex.Message);
+            }
+            catch (DirectoryNotFoundException ex)
+            {
+                return Reject(replyTo, RejectionKind.NotFound, ex.Message);
+            }
+            catch (Exception ex)
+            {
+                return Reject(replyTo, RejectionKind.Unavailable, $"{_name}: {ex.GetBaseException().Message}");
+            }
+        }).PipeTo(Self);
+    }
+
+    private WorkDone Reject(IActorRef replyTo, RejectionKind kind, string reason) =>
+        new([], new CommandRejected(_name, kind, reason), replyTo);
+
+    private bool RejectUnlessDeployed()
+    {
+        if (_state.Deployed) return false;
+        Sender.Tell(new CommandRejected(_name, RejectionKind.NotFound, $"service '{_name}' is not deployed; deploy it first or check the name with 'ensemble status'"));
+        return true;
+    }
+
+    // ---- deploy and units ----
+
+    private void OnDeploy(DeployService m)
+    {
+        if (_state.Deployed)
+        {
+            Sender.Tell(new CommandRejected(_name, RejectionKind.Conflict, $"service '{_name}' is already deployed; pick another service name or destroy it first"));
+            return;
+        }
+        if (m.Units < 1)
+        {
+            Sender.Tell(new CommandRejected(_name, RejectionKind.InvalidInput, $"cannot deploy {m.Units} units; ask for at least 1"));
+            return;
+        }
+        RunAsync(async (state, replyTo) =>
+        {
+            var formula = new LocalRepository(m.Repository).FindLatest(m.FormulaName);
+            if (formula is null)
+                return Reject(replyTo, RejectionKind.NotFound, $"formula '{m.FormulaName}' not found in repository {m.Repository}; check the name or pass --repository");
+            var bundle = FormulaPacker.Pack(formula);
+            var formulaRef = await StoreBundleAsync(bundle);
+            await _context.Topology.CreateServiceAsync(new ServiceRecord(_name, formulaRef.Id.ToString(), formulaRef.Sha256, m.Repository));
+            var events = new List<IServiceEvent> { new ServiceEvents.ServiceDeployed(formulaRef, m.Repository) };
+            var placed = await PlaceUnitsAsync(state with { Formula = formulaRef }, m.Units, events);
+            return new WorkDone(events, new ServiceProtocol.ServiceDeployed(_name, formulaRef.Id, placed), replyTo);
+        });
+    }
+
+    private void OnAddUnits(AddUnits m)
+    {
+        if (RejectUnlessDeployed()) return;
+        if (m.Count < 1)
+        {
+            Sender.Tell(new CommandRejected(_name, RejectionKind.InvalidInput, $"cannot add {m.Count} units; ask for at least 1"));
+            return;
+        }
+        RunAsync(async (state, replyTo) =>
+        {
+            var events = new List<IServiceEvent>();
+            var placed = await PlaceUnitsAsync(state, m.Count, events);
+            return new WorkDone(events, new UnitsAdded(_name, placed), replyTo);
+        });
+    }
+
+    private async Task<IReadOnlyList<string>> PlaceUnitsAsync(ServiceState state, int count, List<IServiceEvent> events)
+    {
+        var agents = (await _context.Topology.ListAgentsAsync()).ToDictionary(a => a.Machine);
+        if (agents.Count == 0) throw new InvalidOperationException("no machine agent is running to place units on");
+        var units = new List<string>();
+        var placements = new Dictionary<string, string>(state.Units);
+        for (var i = 0; i < count; i++)
+        {
+            var unit = UnitNames.Of(_name, state.NextUnitNumber + i);
+            var machine = ServiceLogic.PlaceUnit(agents.Keys, placements)!;
+            placements[unit] = machine;
+            await _context.Topology.AddUnitAsync(new UnitRecord(unit, state.Formula!.Id.ToString(), UnitStates.Pending, machine));
+            _system.ActorSelection(agents[machine].Address).Tell(new UnitProtocol.DeployUnit(unit, state.Formula));
+            events.Add(new UnitPlaced(unit, machine));
+            units.Add(unit);
+        }
+        return units;
+    }
+
+    private void OnDestroyUnit(DestroyUnit m)
+    {
+        if (RejectUnlessDeployed()) return;
+        if (!_state.Units.TryGetValue(m.Unit, out var machine))
+        {
+            Sender.Tell(new CommandRejected(_name, RejectionKind.NotFound, $"unit '{m.Unit}' does not exist; see 'ensemble status' for the units of {_name}"));
+            return;
+        }
+        if (_state.Upgrade is { } run && run.InFlight.Contains(m.Unit))
+        {
+            Sender.Tell(new CommandRejected(_name, RejectionKind.Conflict, $"unit '{m.Unit}' is being upgraded; remove it when the upgrade has finished"));
+            return;
+        }
+        RunAsync(async (_, replyTo) =>
+        {
+            if (await _context.Topology.GetAgentAsync(machine) is { } agent)
+                await _system.ActorSelection(agent.Address).Ask<UnitProtocol.UnitRemoved>(new UnitProtocol.RemoveUnit(m.Unit), TimeSpan.FromMinutes(6));
+            await _context.Topology.RemoveUnitAsync(m.Unit);
+            return new WorkDone([new ServiceEvents.UnitDestroyed(m.Unit)], new ServiceProtocol.UnitDestroyed(_name, m.Unit), replyTo);
+        });
+    }
+
+    private void OnResolve(ResolveUnit m)
+    {
+        if (RejectUnlessDeployed()) return;
+        if (!_state.Units.TryGetValue(m.Unit, out var machine))
+        {
+            Sender.Tell(new CommandRejected(_name, RejectionKind.NotFound, $"unit '{m.Unit}' does not exist; see 'ensemble status' for the units of {_name}"));
+            return;
+        }
+        var replyTo = Sender;
+        var system = Context.System;
+        var service = _name;
+        _context.Topology.GetAgentAsync(machine).ContinueWith(t =>
+        {
+            if (t.IsCompletedSuccessfully && t.Result is { } agent)
+                system.ActorSelection(agent.Address).Tell(new UnitProtocol.ResolveUnit(m.Unit, m.Retry), replyTo);
+            else
+                replyTo.Tell(new CommandRejected(service, RejectionKind.Unavailable, $"the agent of machine {machine}, which hosts {m.Unit}, is not running; start it and try again"));
+        }, TaskScheduler.Default);
+    }
+
+    // ---- upgrades ----
+
+    private void OnUpgrade(UpgradeFormula m)
+    {
+        if (RejectUnlessDeployed()) return;
+        if (_state.Upgrade is { } running)
+        {
+            Sender.Tell(new CommandRejected(_name, RejectionKind.Conflict,
+                $"an upgrade of '{_name}' to {running.To.Id} is already running ({running.Succeeded.Count + running.Failed.Count} of {running.Succeeded.Count + running.Failed.Count + running.InFlight.Count + running.Queued.Count} units done); wait for it to finish"));
+            return;
+        }
+        if (m.MaxParallel is < 1)
+        {
+            Sender.Tell(new CommandRejected(_name, RejectionKind.InvalidInput, $"--max-parallel must be at least 1, not {m.MaxParallel}"));
+            return;
+        }
+        var unknown = m.Units?.Where(u => !_state.Units.ContainsKey(u)).ToList() ?? [];
+        if (unknown.Count > 0)
+        {
+            Sender.Tell(new CommandRejected(_name, RejectionKind.NotFound,
+                $"unit {string.Join(", ", unknown)} is not a unit of '{_name}'; the units are {string.Join(", ", _state.Units.Keys)}"));
+            return;
+        }
+        RunAsync((state, replyTo) => PrepareUpgradeAsync(state, m, replyTo));
+    }
+
+    private async Task<WorkDone> PrepareUpgradeAsync(ServiceState state, UpgradeFormula m, IActorRef replyTo)
+    {
+        var repositoryRoot = m.Repository ?? state.Repository!;
+        var deployed = state.Formula!;
+        var selected = m.Units ?? [.. state.Units.Keys];
+        var resolution = UpgradeResolver.Resolve(new LocalRepository(repositoryRoot), deployed.Id, deployed.Sha256, m.Revision);
+
+        FormulaRef target;
+        var bumped = false;
+        switch (resolution)
+        {
+            case UpgradeResolution.FormulaNotFound nf:
+                return Reject(replyTo, RejectionKind.NotFound, $"formula '{nf.Name}' not found in repository {nf.RepositoryRoot}; pass the repository it lives in with --repository");
+            case UpgradeResolution.RevisionNotFound rn:
+                return Reject(replyTo, RejectionKind.NotFound, $"revision {rn.Revision} of formula '{rn.Name}' not found in repository {repositoryRoot}; omit --revision to take the latest");
+            case UpgradeResolution.NoNewerRevision nn:
+                // Units left behind by an earlier, halted upgrade still have somewhere to go.
+                var lagging = await LaggingUnitsAsync(selected, deployed);
+                if (lagging.Count == 0)
+                    return Reject(replyTo, RejectionKind.NoNewerRevision,
+                        $"no newer revision of formula '{deployed.Id.Name}' in {repositoryRoot}: '{_name}' runs {nn.Deployed} and the latest there is revision {nn.HighestAvailable} with the same content; change the formula first");
+                selected = lagging;
+                target = deployed;
+                break;
+            case UpgradeResolution.Upgrade up:
+                if (m.DryRun) return new WorkDone([], new UpgradePlanned(_name, deployed.Id, up.Bundle.Id, selected, up.RevisionBumped), replyTo);
+                target = await StoreBundleAsync(up.Bundle);
+                bumped = up.RevisionBumped;
+                break;
+            default:
+                throw new InvalidOperationException($"unknown resolution {resolution}");
+        }
+        if (m.DryRun) return new WorkDone([], new UpgradePlanned(_name, deployed.Id, target.Id, selected, bumped), replyTo);
+
+        await _context.Topology.PutServiceAsync(new ServiceRecord(_name, target.Id.ToString(), target.Sha256, repositoryRoot));
+        var runId = Guid.NewGuid().ToString("N")[..12];
+        var began = new UpgradeBegan(runId, deployed, target, repositoryRoot, selected, m.MaxParallel ?? int.MaxValue);
+        return new WorkDone([began], new UpgradeStarted(_name, deployed.Id, target.Id, selected, bumped), replyTo);
+    }
+
+    private async Task<List<string>> LaggingUnitsAsync(IEnumerable<string> units, FormulaRef formula)
+    {
+        var lagging = new List<string>();
+        foreach (var unit in units)
+            if (await _context.Topology.GetUnitAsync(unit) is { } record && record.Formula != formula.Id.ToString())
+                lagging.Add(unit);
+        return lagging;
+    }
+
+    private async Task<FormulaRef> StoreBundleAsync(FormulaBundle bundle)
+    {
+        var key = await _context.Storage.PutAsync(bundle);
+        await _context.Topology.PutFormulaAsync(new FormulaRecord(bundle.Id.ToString(), bundle.Sha256, key));
+        return new FormulaRef(bundle.Id, bundle.Sha256);
+    }
+
+    private void LaunchMore()
+    {
+        if (_state.Upgrade is not { } run) return;
+        var launches = ServiceLogic.NextLaunches(run);
+        if (launches.Count == 0)
+        {
+            EndIfDone();
+            return;
+        }
+        PersistAll(launches.Select(u => new UnitUpgradeLaunched(run.RunId, u)), e =>
+        {
+            _state = ServiceLogic.Apply(_state, e);
+            SpawnSaga(run, e.Unit);
+        });
+    }
+
+    private void SpawnSaga(UpgradeRun run, string unit)
+    {
+        var name = $"upgrade-{run.RunId}-{UnitNames.DirectoryName(unit)}";
+        if (!Context.Child(name).IsNobody()) return;
+        Context.ActorOf(UpgradeSaga.Props(run.RunId, unit, _state.Units[unit], run.To, _context), name);
+    }
+
+    private void OnSagaReport(UpgradeSaga.Report report)
+    {
+        if (_state.Upgrade is not { } run || run.RunId != report.RunId || !run.InFlight.Contains(report.Unit)) return;
+        IServiceEvent e = report.Succeeded
+            ? new UnitUpgradeSucceeded(run.RunId, report.Unit)
+            : new ServiceEvents.UnitUpgradeFailed(run.RunId, report.Unit, report.Cause ?? "failed");
+        Persist(e, _ =>
+        {
+            _state = ServiceLogic.Apply(_state, e);
+            Broadcast(new UnitUpgradeProgressed(_name, report.Unit, report.Succeeded ? "upgraded" : $"failed: {report.Cause}"));
+            LaunchMore();
+        });
+    }
+
+    private void EndIfDone()
+    {
+        if (_state.Upgrade is not { } run || !run.Done) return;
+        Persist(new UpgradeEnded(run.RunId), e =>
+        {
+            _state = ServiceLogic.Apply(_state, e);
+            if (run.Halted && !run.Queued.IsEmpty)
+                _log.Warning("{0}: upgrade to {1} halted after a failure; {2} units keep {3}", _name, run.To.Id, run.Queued.Count, run.From.Id);
+            Broadcast(new UpgradeFinished(_name, run.To.Id, [.. run.Succeeded], run.Failed, [.. run.Queued]));
+        });
+    }
+
+    private void OnResume()
+    {
+        if (_state.Upgrade is not { } run) return;
+        _log.Info("{0}: resuming the upgrade to {1}", _name, run.To.Id);
+        foreach (var unit in run.InFlight) SpawnSaga(run, unit);
+        LaunchMore();
+    }
+
+    private UpgradeStatus Status()
+    {
+        var run = _state.Upgrade;
+        return new UpgradeStatus(_name, run?.To.Id ?? _state.Formula?.Id,
+            run is null ? [] : [.. run.Queued], run is null ? [] : [.. run.InFlight], run is null ? [] : [.. run.Succeeded],
+            run?.Failed ?? (IReadOnlyDictionary<string, string>)new Dictionary<string, string>(), run is not null, run?.Halted ?? false);
+    }
+
+    private void Broadcast(object message)
+    {
+        foreach (var watcher in _watchers) watcher.Tell(message);
+    }
+}

@@ -1,0 +1,101 @@
+using Ensemble.Formulas;
+using Ensemble.Serialization;
+
+namespace Ensemble.Services;
+
+/// <summary>Requests a service's coordinator answers, its replies, and what it tells those watching an upgrade.</summary>
+public static class ServiceProtocol
+{
+    /// <summary>A message routed to the coordinator of one service.</summary>
+    public interface IServiceCommand
+    {
+        string Service { get; }
+    }
+
+    public sealed record DeployService(string Service, string FormulaName, string Repository, int Units) : IServiceCommand;
+
+    public sealed record AddUnits(string Service, int Count) : IServiceCommand;
+
+    public sealed record DestroyUnit(string Service, string Unit) : IServiceCommand;
+
+    /// <summary>
+    /// Upgrade the service's formula. Repository null means the one the service was deployed from;
+    /// Units null means every unit; MaxParallel null means all at once.
+    /// </summary>
+    public sealed record UpgradeFormula(
+        string Service,
+        string? Repository = null,
+        int? Revision = null,
+        IReadOnlyList<string>? Units = null,
+        int? MaxParallel = null,
+        bool DryRun = false) : IServiceCommand;
+
+    public sealed record ResolveUnit(string Service, string Unit, bool Retry) : IServiceCommand;
+
+    public sealed record GetUpgradeStatus(string Service) : IServiceCommand;
+
+    /// <summary>The sender receives every <see cref="UnitUpgradeProgressed"/> and the final <see cref="UpgradeFinished"/>.</summary>
+    public sealed record WatchUpgrade(string Service) : IServiceCommand;
+
+    // ---- replies ----
+
+    public sealed record ServiceDeployed(string Service, FormulaId Formula, IReadOnlyList<string> Units);
+
+    public sealed record UnitsAdded(string Service, IReadOnlyList<string> Units);
+
+    public sealed record UnitDestroyed(string Service, string Unit);
+
+    public sealed record UpgradeStarted(string Service, FormulaId From, FormulaId To, IReadOnlyList<string> Units, bool RevisionBumped);
+
+    public sealed record UpgradePlanned(string Service, FormulaId From, FormulaId To, IReadOnlyList<string> Units, bool RevisionBumped);
+
+    public sealed record UpgradeStatus(
+        string Service,
+        FormulaId? Target,
+        IReadOnlyList<string> Queued,
+        IReadOnlyList<string> InFlight,
+        IReadOnlyList<string> Succeeded,
+        IReadOnlyDictionary<string, string> Failed,
+        bool Running,
+        bool Halted);
+
+    public sealed record UnitUpgradeProgressed(string Service, string Unit, string State);
+
+    public sealed record UpgradeFinished(string Service, FormulaId To, IReadOnlyList<string> Succeeded, IReadOnlyDictionary<string, string> Failed, IReadOnlyList<string> NotStarted);
+
+    /// <summary>Why a request was refused, so a CLI can map it to an exit code.</summary>
+    public enum RejectionKind
+    {
+        NotFound,
+        InvalidInput,
+        InvalidFormula,
+        NoNewerRevision,
+        Conflict,
+        Unavailable,
+    }
+
+    /// <summary>A request was refused and nothing changed.</summary>
+    public sealed record CommandRejected(string Service, RejectionKind Kind, string Reason);
+}
+
+/// <summary>Events a service coordinator journals.</summary>
+public static class ServiceEvents
+{
+    public interface IServiceEvent : IPersistedEvent;
+
+    public sealed record ServiceDeployed(FormulaRef Formula, string Repository) : IServiceEvent;
+
+    public sealed record UnitPlaced(string Unit, string Machine) : IServiceEvent;
+
+    public sealed record UnitDestroyed(string Unit) : IServiceEvent;
+
+    public sealed record UpgradeBegan(string RunId, FormulaRef From, FormulaRef To, string Repository, IReadOnlyList<string> Units, int MaxParallel) : IServiceEvent;
+
+    public sealed record UnitUpgradeLaunched(string RunId, string Unit) : IServiceEvent;
+
+    public sealed record UnitUpgradeSucceeded(string RunId, string Unit) : IServiceEvent;
+
+    public sealed record UnitUpgradeFailed(string RunId, string Unit, string Cause) : IServiceEvent;
+
+    public sealed record UpgradeEnded(string RunId) : IServiceEvent;
+}

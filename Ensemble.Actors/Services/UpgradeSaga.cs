@@ -1,0 +1,136 @@
+using Akka.Actor;
+using Akka.Persistence;
+using Ensemble.Formulas;
+using Ensemble.Serialization;
+using Ensemble.Topology;
+using static Ensemble.Units.UnitProtocol;
+
+namespace Ensemble.Services;
+
+/// <summary>
+/// The upgrade of one unit, seen from the coordinator: flag the unit in the topology, tell its agent,
+/// wait for the outcome with a deadline, report to the service. Journaled, so a coordinator that crashed
+/// resumes it without flagging twice, and a finished saga only repeats its report.
+/// </summary>
+public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
+{
+    public static class Events
+    {
+        public sealed record UnitFlagged(string Unit) : IPersistedEvent;
+
+        public sealed record SagaFinished(string Unit, bool Succeeded, string? Cause) : IPersistedEvent;
+    }
+
+    /// <summary>Sent to the parent service coordinator once the outcome is journaled.</summary>
+    public sealed record Report(string RunId, string Unit, bool Succeeded, string? Cause);
+
+    private sealed record Proceed;
+    private sealed record FlagWritten;
+    private sealed record FlagFailed(string Cause);
+    private sealed record Resend;
+    private sealed record DeadlinePassed;
+
+    private readonly string _runId;
+    private readonly string _unit;
+    private readonly string _machine;
+    private readonly FormulaRef _target;
+    private readonly ControllerContext _context;
+    private bool _flagged;
+    private Events.SagaFinished? _finished;
+    private bool _flagging;
+
+    public UpgradeSaga(string runId, string unit, string machine, FormulaRef target, ControllerContext context)
+    {
+        _runId = runId;
+        _unit = unit;
+        _machine = machine;
+        _target = target;
+        _context = context;
+
+        Recover<Events.UnitFlagged>(_ => _flagged = true);
+        Recover<Events.SagaFinished>(e => _finished = e);
+        Recover<RecoveryCompleted>(_ => Self.Tell(new Proceed()));
+
+        Command<Proceed>(_ => OnProceed());
+        Command<FlagWritten>(_ => Persist(new Events.UnitFlagged(_unit), _ =>
+        {
+            _flagging = false;
+            _flagged = true;
+            TellAgent();
+        }));
+        Command<FlagFailed>(_ => _flagging = false);
+        Command<Resend>(_ =>
+        {
+            if (!_flagged) Flag();
+            else TellAgent();
+        });
+        Command<DeadlinePassed>(_ => Finish(false, $"no outcome within {_context.Settings.UnitUpgradeDeadline}"));
+        Command<UnitUpgraded>(m =>
+        {
+            if (m.Formula.Sha256 == _target.Sha256) Finish(true, null);
+        });
+        Command<UnitUpgradeFailed>(m => Finish(false, $"{m.State}: {m.Cause}"));
+        Command<UnitCommandRejected>(m => Finish(false, m.Reason));
+        Command<UnitProgressed>(m => Context.Parent.Tell(new ServiceProtocol.UnitUpgradeProgressed(UnitNames.ServiceOf(_unit), _unit, m.State)));
+    }
+
+    public static Props Props(string runId, string unit, string machine, FormulaRef target, ControllerContext context) =>
+        Akka.Actor.Props.Create(() => new UpgradeSaga(runId, unit, machine, target, context));
+
+    public static string PersistenceIdFor(string runId, string unit) => $"upgrade-{runId}-{UnitNames.DirectoryName(unit)}";
+
+    public override string PersistenceId => PersistenceIdFor(_runId, _unit);
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private void OnProceed()
+    {
+        if (_finished is { } done)
+        {
+            ReportAndStop(done);
+            return;
+        }
+        Timers.StartPeriodicTimer("resend", new Resend(), _context.Settings.AgentResendInterval);
+        Timers.StartSingleTimer("deadline", new DeadlinePassed(), _context.Settings.UnitUpgradeDeadline);
+        if (_flagged) TellAgent();
+        else Flag();
+    }
+
+    private void Flag()
+    {
+        if (_flagging) return;
+        _flagging = true;
+        _context.Topology.FlagUpgradeAsync(_unit, new UpgradeFlag(_target.Id.ToString(), _target.Sha256))
+            .PipeTo(Self, success: () => new FlagWritten(), failure: ex => new FlagFailed(ex.Message));
+    }
+
+    private void TellAgent()
+    {
+        var self = Self;
+        var system = Context.System;
+        var message = new UpgradeUnit(_unit, _target);
+        // The agent may be away for a moment (restarting): the periodic resend covers that.
+        _context.Topology.GetAgentAsync(_machine).ContinueWith(t =>
+        {
+            if (t.IsCompletedSuccessfully && t.Result is { } agent)
+                system.ActorSelection(agent.Address).Tell(message, self);
+        }, TaskScheduler.Default);
+    }
+
+    private void Finish(bool succeeded, string? cause)
+    {
+        if (_finished is not null) return;
+        Timers.CancelAll();
+        Persist(new Events.SagaFinished(_unit, succeeded, cause), e =>
+        {
+            _finished = e;
+            ReportAndStop(e);
+        });
+    }
+
+    private void ReportAndStop(Events.SagaFinished e)
+    {
+        Context.Parent.Tell(new Report(_runId, _unit, e.Succeeded, e.Cause));
+        Context.Stop(Self);
+    }
+}

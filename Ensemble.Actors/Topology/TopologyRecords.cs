@@ -1,0 +1,59 @@
+namespace Ensemble.Topology;
+
+/// <summary>A service as the shared topology holds it.</summary>
+public sealed record ServiceRecord(string Name, string Formula, string Sha256, string Repository);
+
+/// <summary>A unit as the shared topology holds it; Formula is the revision the unit runs.</summary>
+public sealed record UnitRecord(string Name, string Formula, string State, string Machine, string? Error = null)
+{
+    public string Service => UnitNames.ServiceOf(Name);
+    public int Number => UnitNames.NumberOf(Name);
+}
+
+/// <summary>Present while a unit is asked to move to another formula revision.</summary>
+public sealed record UpgradeFlag(string Formula, string Sha256);
+
+/// <summary>A formula revision known to the environment and where its bundle is stored.</summary>
+public sealed record FormulaRecord(string Id, string Sha256, string StorageKey);
+
+/// <summary>A live agent: the machine it serves and the actor path that takes its unit commands.</summary>
+public sealed record AgentPresence(string Machine, string Address);
+
+/// <summary>Unit names are <c>&lt;service&gt;/&lt;n&gt;</c>.</summary>
+public static class UnitNames
+{
+    public static string Of(string service, int number) => $"{service}/{number}";
+
+    public static string ServiceOf(string unit) => unit[..Separator(unit)];
+
+    public static int NumberOf(string unit) => int.Parse(unit[(Separator(unit) + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+
+    public static bool IsValid(string unit)
+    {
+        var slash = unit.IndexOf('/');
+        return slash > 0 && slash == unit.LastIndexOf('/') && IsValidServiceName(unit[..slash])
+            && int.TryParse(unit[(slash + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _);
+    }
+
+    /// <summary>Service names become path segments and directory names, so keep them plain.</summary>
+    public static bool IsValidServiceName(string name) =>
+        name.Length is > 0 and <= 64 && char.IsAsciiLetterLower(name[0])
+        && name.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-');
+
+    /// <summary>A file-system-safe form of a unit name: <c>wordpress/0</c> becomes <c>wordpress-0</c>.</summary>
+    public static string DirectoryName(string unit) => unit.Replace('/', '-');
+
+    private static int Separator(string unit)
+    {
+        var slash = unit.IndexOf('/');
+        if (slash <= 0) throw new FormatException($"'{unit}' is not a unit name of the form <service>/<n>.");
+        return slash;
+    }
+}
+
+/// <summary>Lifecycle states as they appear in the store and in status output.</summary>
+public static class UnitStates
+{
+    public const string Pending = "pending";
+    public const string Running = "running";
+}

@@ -1,0 +1,215 @@
+using System.Text.Json;
+using Ensemble.Coordination;
+
+namespace Ensemble.Topology;
+
+/// <summary>
+/// The shared topology (services, units, upgrade flags, formulas, agent presence) laid out in the
+/// coordination store under one root. The layout is documented in docs/architecture.md.
+/// </summary>
+public sealed class TopologyStore(ICoordinationStore store, string root = TopologyStore.DefaultRoot)
+{
+    public const string DefaultRoot = "/ensemble";
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public ICoordinationStore Store => store;
+    public string Root => root;
+
+    public string ServicesPath => $"{root}/services";
+    public string AgentsPath => $"{root}/agents";
+    public string FormulasPath => $"{root}/formulas";
+    public string ServicePath(string service) => $"{ServicesPath}/{service}";
+    public string UnitsPath(string service) => $"{ServicePath(service)}/units";
+    public string UnitPath(string unit) => $"{UnitsPath(UnitNames.ServiceOf(unit))}/{UnitNames.NumberOf(unit)}";
+    public string UpgradeFlagPath(string unit) => $"{UnitPath(unit)}/upgrade";
+    public string FormulaPath(string formulaId) => $"{FormulasPath}/{formulaId.Replace(':', '_')}";
+    public string AgentPath(string machine) => $"{AgentsPath}/{machine}";
+
+    /// <summary>Creates the root and its fixed children; safe to call from every node at start.</summary>
+    public async Task EnsureLayoutAsync()
+    {
+        var path = "";
+        foreach (var segment in root.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            path += "/" + segment;
+            await CreateIfMissingAsync(path);
+        }
+        await CreateIfMissingAsync(ServicesPath);
+        await CreateIfMissingAsync(AgentsPath);
+        await CreateIfMissingAsync(FormulasPath);
+    }
+
+    // ---- services ----
+
+    public async Task<ServiceRecord?> GetServiceAsync(string service) =>
+        await ReadAsync<ServiceRecord>(ServicePath(service));
+
+    public async Task<IReadOnlyList<string>> ListServicesAsync() =>
+        (await store.GetChildrenAsync(ServicesPath)).Children;
+
+    /// <summary>Creates the service with its units container in one transaction.</summary>
+    public Task CreateServiceAsync(ServiceRecord service) => store.MultiAsync(
+    [
+        new StoreOp.Create(ServicePath(service.Name), Encode(service)),
+        new StoreOp.Create(UnitsPath(service.Name), []),
+    ]);
+
+    public Task PutServiceAsync(ServiceRecord service) => store.SetDataAsync(ServicePath(service.Name), Encode(service));
+
+    /// <summary>Deletes the service, its units and their flags in one transaction.</summary>
+    public async Task DeleteServiceAsync(string service)
+    {
+        var ops = new List<StoreOp>();
+        foreach (var unit in await ListUnitsAsync(service))
+        {
+            if (await store.ExistsAsync(UpgradeFlagPath(unit.Name)) is not null)
+                ops.Add(new StoreOp.Delete(UpgradeFlagPath(unit.Name)));
+            ops.Add(new StoreOp.Delete(UnitPath(unit.Name)));
+        }
+        ops.Add(new StoreOp.Delete(UnitsPath(service)));
+        ops.Add(new StoreOp.Delete(ServicePath(service)));
+        await store.MultiAsync(ops);
+    }
+
+    // ---- units ----
+
+    public async Task<IReadOnlyList<UnitRecord>> ListUnitsAsync(string service)
+    {
+        var children = await store.GetChildrenAsync(UnitsPath(service));
+        var units = new List<UnitRecord>(children.Children.Count);
+        foreach (var child in children.Children.OrderBy(c => int.Parse(c, System.Globalization.CultureInfo.InvariantCulture)))
+        {
+            if (await ReadAsync<UnitRecord>($"{UnitsPath(service)}/{child}") is { } unit) units.Add(unit);
+        }
+        return units;
+    }
+
+    public Task<UnitRecord?> GetUnitAsync(string unit) => ReadAsync<UnitRecord>(UnitPath(unit));
+
+    public Task AddUnitAsync(UnitRecord unit) => store.CreateAsync(UnitPath(unit.Name), Encode(unit));
+
+    public Task PutUnitAsync(UnitRecord unit) => store.SetDataAsync(UnitPath(unit.Name), Encode(unit));
+
+    public async Task RemoveUnitAsync(string unit)
+    {
+        var ops = new List<StoreOp>();
+        if (await store.ExistsAsync(UpgradeFlagPath(unit)) is not null) ops.Add(new StoreOp.Delete(UpgradeFlagPath(unit)));
+        ops.Add(new StoreOp.Delete(UnitPath(unit)));
+        await store.MultiAsync(ops);
+    }
+
+    /// <summary>Sets the unit's state and error cause, keeping everything else.</summary>
+    public async Task SetUnitStateAsync(string unit, string state, string? error)
+    {
+        var current = await GetUnitAsync(unit) ?? throw new NoNodeException(UnitPath(unit));
+        if (current.State == state && current.Error == error) return;
+        await PutUnitAsync(current with { State = state, Error = error });
+    }
+
+    // ---- upgrade flags ----
+
+    /// <summary>Flags the unit for an upgrade to the given formula; one write, idempotent.</summary>
+    public async Task FlagUpgradeAsync(string unit, UpgradeFlag flag)
+    {
+        try
+        {
+            await store.CreateAsync(UpgradeFlagPath(unit), Encode(flag));
+        }
+        catch (NodeExistsException)
+        {
+            await store.SetDataAsync(UpgradeFlagPath(unit), Encode(flag));
+        }
+    }
+
+    public Task<UpgradeFlag?> GetUpgradeFlagAsync(string unit) => ReadAsync<UpgradeFlag>(UpgradeFlagPath(unit));
+
+    /// <summary>
+    /// Records that the unit now runs <paramref name="formula"/> and clears its upgrade flag, in one
+    /// atomic write, so no reader ever sees the flag cleared without the new formula or the reverse.
+    /// </summary>
+    public async Task CompleteUpgradeAsync(string unit, string formula)
+    {
+        var current = await GetUnitAsync(unit) ?? throw new NoNodeException(UnitPath(unit));
+        var updated = Encode(current with { Formula = formula, State = UnitStates.Running, Error = null });
+        var flagged = await store.ExistsAsync(UpgradeFlagPath(unit)) is not null;
+        if (!flagged)
+        {
+            if (current.Formula != formula || current.State != UnitStates.Running || current.Error is not null)
+                await store.SetDataAsync(UnitPath(unit), updated);
+            return;
+        }
+        await store.MultiAsync([new StoreOp.Delete(UpgradeFlagPath(unit)), new StoreOp.SetData(UnitPath(unit), updated)]);
+    }
+
+    /// <summary>Clears the flag without changing the unit's formula: the upgrade was abandoned.</summary>
+    public async Task ClearUpgradeFlagAsync(string unit)
+    {
+        try { await store.DeleteAsync(UpgradeFlagPath(unit)); }
+        catch (NoNodeException) { }
+    }
+
+    // ---- formulas ----
+
+    public async Task PutFormulaAsync(FormulaRecord formula)
+    {
+        try { await store.CreateAsync(FormulaPath(formula.Id), Encode(formula)); }
+        catch (NodeExistsException) { await store.SetDataAsync(FormulaPath(formula.Id), Encode(formula)); }
+    }
+
+    public Task<FormulaRecord?> GetFormulaAsync(string formulaId) => ReadAsync<FormulaRecord>(FormulaPath(formulaId));
+
+    // ---- agents ----
+
+    /// <summary>Announces a live agent; the node is ephemeral and vanishes with the agent's session.</summary>
+    public async Task RegisterAgentAsync(AgentPresence agent)
+    {
+        try { await store.CreateAsync(AgentPath(agent.Machine), Encode(agent), CreateMode.Ephemeral); }
+        catch (NodeExistsException)
+        {
+            // A previous incarnation of this agent in the same session, or a stale one whose session is still closing.
+            await store.DeleteAsync(AgentPath(agent.Machine));
+            await store.CreateAsync(AgentPath(agent.Machine), Encode(agent), CreateMode.Ephemeral);
+        }
+    }
+
+    public async Task UnregisterAgentAsync(string machine)
+    {
+        try { await store.DeleteAsync(AgentPath(machine)); }
+        catch (NoNodeException) { }
+    }
+
+    public async Task<IReadOnlyList<AgentPresence>> ListAgentsAsync()
+    {
+        var agents = new List<AgentPresence>();
+        foreach (var machine in (await store.GetChildrenAsync(AgentsPath)).Children)
+            if (await ReadAsync<AgentPresence>(AgentPath(machine)) is { } agent) agents.Add(agent);
+        return agents;
+    }
+
+    public Task<AgentPresence?> GetAgentAsync(string machine) => ReadAsync<AgentPresence>(AgentPath(machine));
+
+    // ---- plumbing ----
+
+    private async Task CreateIfMissingAsync(string path)
+    {
+        if (await store.ExistsAsync(path) is not null) return;
+        try { await store.CreateAsync(path, []); }
+        catch (NodeExistsException) { }
+    }
+
+    private async Task<T?> ReadAsync<T>(string path) where T : class
+    {
+        try
+        {
+            var node = await store.GetDataAsync(path);
+            return node.Data.Length == 0 ? null : JsonSerializer.Deserialize<T>(node.Data, Json);
+        }
+        catch (NoNodeException)
+        {
+            return null;
+        }
+    }
+
+    private static byte[] Encode<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, Json);
+}

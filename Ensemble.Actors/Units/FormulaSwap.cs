@@ -1,0 +1,39 @@
+using Ensemble.Formulas;
+
+namespace Ensemble.Units;
+
+/// <summary>
+/// Replaces a unit's formula directory atomically: unpack beside it, rename the old one away, rename the
+/// new one in, delete the old. Files only the old revision had are gone; the data directory is never touched.
+/// Safe to redo after a crash at any point.
+/// </summary>
+public static class FormulaSwap
+{
+    public static void Replace(UnitPaths paths, byte[] bundle, string sha256, ExtractionLimits? limits = null)
+    {
+        // A crash between the two renames: the staging directory is complete, finish the swap.
+        if (!Directory.Exists(paths.FormulaDirectory) && Directory.Exists(paths.RetiredDirectory) && Directory.Exists(paths.StagingDirectory))
+        {
+            Directory.Move(paths.StagingDirectory, paths.FormulaDirectory);
+            Directory.Delete(paths.RetiredDirectory, recursive: true);
+            return;
+        }
+
+        DeleteIfPresent(paths.StagingDirectory);
+        Directory.CreateDirectory(paths.Root);
+        BundleExtractor.Extract(bundle, sha256, paths.StagingDirectory, limits);
+
+        if (Directory.Exists(paths.FormulaDirectory))
+        {
+            DeleteIfPresent(paths.RetiredDirectory);
+            Directory.Move(paths.FormulaDirectory, paths.RetiredDirectory);
+        }
+        Directory.Move(paths.StagingDirectory, paths.FormulaDirectory);
+        DeleteIfPresent(paths.RetiredDirectory);
+    }
+
+    private static void DeleteIfPresent(string directory)
+    {
+        if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+    }
+}

@@ -1,0 +1,258 @@
+using Akka.Actor;
+using Akka.Event;
+using Ensemble.Formulas;
+using Ensemble.Hooks;
+using Ensemble.Topology;
+using static Ensemble.Units.UnitProtocol;
+
+namespace Ensemble.Units;
+
+/// <summary>
+/// Runs one unit's lifecycle on its machine. A thin shell around <see cref="UnitLifecycle"/>: it persists
+/// every transition to the unit's state file before doing the new step's work, so a restarted agent
+/// resumes — or idempotently redoes — the step it was in.
+/// </summary>
+public sealed class UnitAgent : ReceiveActor
+{
+    private readonly string _unit;
+    private readonly AgentContext _context;
+    private readonly UnitPaths _paths;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly HashSet<IActorRef> _waiting = [];
+    private readonly Guid _incarnation = Guid.NewGuid();
+    private CancellationTokenSource _stepCancellation = new();
+    private UnitState _state;
+    private long _stepSequence;
+
+    public UnitAgent(string unit, AgentContext context)
+    {
+        _unit = unit;
+        _context = context;
+        _paths = UnitPaths.For(context.UnitsDirectory, unit);
+        _state = UnitStateFile.Load(_paths) ?? UnitState.New(unit);
+
+        Receive<DeployUnit>(m => Offer(new UnitTrigger.Deploy(m.Formula), Sender));
+        Receive<UpgradeUnit>(OnUpgrade);
+        Receive<ResolveUnit>(OnResolve);
+        Receive<GetUnitStatus>(_ => Sender.Tell(Status()));
+        Receive<RemoveUnit>(OnRemove);
+        Receive<StepFinished>(OnStepFinished);
+    }
+
+    public static Props Props(string unit, AgentContext context) => Akka.Actor.Props.Create(() => new UnitAgent(unit, context));
+
+    protected override void PreStart() => BeginStep();
+
+    protected override void PostStop()
+    {
+        // Kills a hook still running, so a restarted agent's re-run never overlaps it.
+        _stepCancellation.Cancel();
+        _stepCancellation.Dispose();
+    }
+
+    private UnitStatus Status() =>
+        new(_unit, UnitLifecycle.StateName(_state.Phase), _state.Current, _state.Target, _state.Error);
+
+    private void OnUpgrade(UpgradeUnit m)
+    {
+        var decision = UnitLifecycle.Decide(_state, new UnitTrigger.Upgrade(m.Formula));
+        switch (decision)
+        {
+            case UnitDecision.Rejected r:
+                Sender.Tell(_state.IsError && _state.Target?.Sha256 == m.Formula.Sha256
+                    ? new UnitUpgradeFailed(_unit, UnitLifecycle.StateName(_state.Phase), _state.Error ?? r.Reason)
+                    : new UnitCommandRejected(_unit, r.Reason));
+                return;
+            case UnitDecision.Unchanged when _state.Operation == UnitOperation.None:
+                Sender.Tell(new UnitUpgraded(_unit, _state.Current!));
+                return;
+            default:
+                _waiting.Add(Sender);
+                Apply(decision);
+                return;
+        }
+    }
+
+    private void OnResolve(ResolveUnit m)
+    {
+        var decision = UnitLifecycle.Decide(_state, new UnitTrigger.Resolve(m.Retry));
+        if (decision is UnitDecision.Rejected r)
+        {
+            Sender.Tell(new UnitCommandRejected(_unit, r.Reason));
+            return;
+        }
+        Apply(decision);
+        Sender.Tell(new UnitResolved(_unit, UnitLifecycle.StateName(_state.Phase)));
+    }
+
+    private void OnRemove(RemoveUnit m)
+    {
+        _stepCancellation.Cancel();
+        var replyTo = Sender;
+        var formula = _state.Current;
+        var running = _state.Phase == UnitPhase.Running && formula is not null;
+        var paths = _paths;
+        RemoveAsync().PipeTo(replyTo, success: () => new UnitRemoved(_unit));
+        Context.Stop(Self);
+
+        async Task RemoveAsync()
+        {
+            if (running)
+                await _context.Hooks.RunAsync("stop", HookContextFor(formula!), CancellationToken.None);
+            if (Directory.Exists(paths.Root)) Directory.Delete(paths.Root, recursive: true);
+        }
+    }
+
+    private void Offer(UnitTrigger trigger, IActorRef? replyTo = null)
+    {
+        var decision = UnitLifecycle.Decide(_state, trigger);
+        if (decision is UnitDecision.Rejected r && replyTo is not null && !replyTo.IsNobody())
+            replyTo.Tell(new UnitCommandRejected(_unit, r.Reason));
+        Apply(decision);
+    }
+
+    private void Apply(UnitDecision decision)
+    {
+        if (decision is not UnitDecision.Moved moved) return;
+        var previous = _state;
+        _state = moved.State;
+        UnitStateFile.Save(_paths, _state);
+        if (previous.Phase != _state.Phase) _log.Info("{0}: {1} -> {2}", _unit, UnitLifecycle.StateName(previous.Phase), UnitLifecycle.StateName(_state.Phase));
+        Notify(previous);
+        BeginStep();
+    }
+
+    /// <summary>Tells those waiting on an upgrade how it goes, and records errors in the shared topology.</summary>
+    private void Notify(UnitState previous)
+    {
+        var state = UnitLifecycle.StateName(_state.Phase);
+        if (_state.IsError)
+        {
+            Publish(state, _state.Error);
+            foreach (var waiter in _waiting) waiter.Tell(new UnitUpgradeFailed(_unit, state, _state.Error ?? state));
+            _waiting.Clear();
+            return;
+        }
+        if (previous.IsError || (_state.Operation == UnitOperation.Deploy && previous.Phase != _state.Phase))
+            Publish(state, null);
+        foreach (var waiter in _waiting) waiter.Tell(new UnitProgressed(_unit, state, _state.Target));
+    }
+
+    private void Publish(string state, string? error) =>
+        _context.Topology.SetUnitStateAsync(_unit, state, error).ContinueWith(
+            t => _log.Warning("{0}: could not record state {1}: {2}", _unit, state, t.Exception?.GetBaseException().Message),
+            TaskContinuationOptions.OnlyOnFaulted);
+
+    // ---- steps ----
+
+    private sealed record StepFinished(Guid Incarnation, long Sequence, UnitStep Step, string? Failure, Exception? Crash);
+
+    private void BeginStep()
+    {
+        var step = UnitLifecycle.StepFor(_state);
+        if (step == UnitStep.None) return;
+
+        _context.Faults.At(_unit, step, StepPoint.Before);
+        var sequence = ++_stepSequence;
+        var state = _state;
+        var token = _stepCancellation.Token;
+        RunStepAsync(step, state, token).PipeTo(Self,
+            success: failure => new StepFinished(_incarnation, sequence, step, failure, null),
+            failure: ex => new StepFinished(_incarnation, sequence, step, null, ex));
+    }
+
+    private void OnStepFinished(StepFinished m)
+    {
+        if (m.Incarnation != _incarnation || m.Sequence != _stepSequence) return;
+        if (m.Crash is not null)
+        {
+            if (m.Crash is OperationCanceledException) return;
+            // An unexpected failure: crash, and let the supervisor restart us from the persisted step.
+            throw new UnitAgentException($"{_unit}: step {m.Step} failed unexpectedly", m.Crash);
+        }
+        _context.Faults.At(_unit, m.Step, StepPoint.After);
+        Offer(m.Failure is null ? UnitTrigger.Succeeded : new UnitTrigger.StepFailed(m.Failure));
+        if (m.Step == UnitStep.Record && m.Failure is null) CompleteWaiters();
+    }
+
+    private void CompleteWaiters()
+    {
+        if (_state.Current is null) return;
+        foreach (var waiter in _waiting) waiter.Tell(new UnitUpgraded(_unit, _state.Current));
+        _waiting.Clear();
+    }
+
+    /// <summary>Does one step's work; returns null on success or the cause of an expected failure.</summary>
+    private async Task<string?> RunStepAsync(UnitStep step, UnitState state, CancellationToken token)
+    {
+        switch (step)
+        {
+            case UnitStep.Install:
+            {
+                var target = state.Target!;
+                var bundle = await DownloadAsync(target, token);
+                if (bundle.Failure is not null) return bundle.Failure;
+                Directory.CreateDirectory(_paths.DataDirectory);
+                FormulaSwap.Replace(_paths, bundle.Bytes!, target.Sha256);
+                return await HookAsync("install", target, state, token);
+            }
+            case UnitStep.Start:
+                return await HookAsync("start", state.Current!, state, token);
+            case UnitStep.Download:
+                return (await DownloadAsync(state.Target!, token)).Failure;
+            case UnitStep.Stop:
+                return await HookAsync("stop", state.Current!, state, token);
+            case UnitStep.Extract:
+            {
+                var bundle = await DownloadAsync(state.Target!, token);
+                if (bundle.Failure is not null) return bundle.Failure;
+                Directory.CreateDirectory(_paths.DataDirectory);
+                FormulaSwap.Replace(_paths, bundle.Bytes!, state.Target!.Sha256);
+                return null;
+            }
+            case UnitStep.UpgradeHook:
+                return await HookAsync("upgrade-formula", state.Current!, state, token);
+            case UnitStep.Record:
+                await _context.Topology.CompleteUpgradeAsync(_unit, state.Current!.Id.ToString());
+                return null;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(step), step, null);
+        }
+    }
+
+    private async Task<string?> HookAsync(string hook, FormulaRef formula, UnitState state, CancellationToken token)
+    {
+        var result = await _context.Hooks.RunAsync(hook, HookContextFor(formula, state.PreviousRevision), token);
+        return result.Succeeded ? null : result.Describe();
+    }
+
+    private HookContext HookContextFor(FormulaRef formula, int? previousRevision = null) => new(
+        _unit, UnitNames.ServiceOf(_unit), _paths.FormulaDirectory, _paths.DataDirectory,
+        formula.Id.Revision, _paths.LogPath, previousRevision);
+
+    private sealed record Download(byte[]? Bytes, string? Failure);
+
+    /// <summary>Fetches and verifies the bundle, retrying with bounded exponential backoff.</summary>
+    private async Task<Download> DownloadAsync(FormulaRef formula, CancellationToken token)
+    {
+        var policy = _context.Settings.DownloadRetry;
+        string? lastFailure = null;
+        for (var attempt = 1; policy.DelayBefore(attempt) is { } delay; attempt++)
+        {
+            if (delay > TimeSpan.Zero) await Task.Delay(delay, token);
+            try
+            {
+                return new Download(await _context.Cache.GetVerifiedAsync(formula, token), null);
+            }
+            catch (Exception ex) when (ex is IOException or BundleRejectedException or UnauthorizedAccessException)
+            {
+                lastFailure = ex.Message;
+                _log.Warning("{0}: download of {1} failed (attempt {2} of {3}): {4}", _unit, formula.Id, attempt, policy.MaxAttempts, ex.Message);
+            }
+        }
+        return new Download(null, $"download of {formula.Id} failed after {policy.MaxAttempts} attempts: {lastFailure}");
+    }
+}
+
+/// <summary>A unit agent met something it does not know how to handle; its supervisor restarts it from its persisted step.</summary>
+public sealed class UnitAgentException(string message, Exception inner) : Exception(message, inner);

@@ -1,0 +1,20 @@
+using Ensemble.Topology;
+
+namespace Ensemble.Units;
+
+/// <summary>Where a unit lives on its machine: the formula directory is replaced on upgrade, the data directory never is.</summary>
+public sealed record UnitPaths(string Root)
+{
+    public static UnitPaths For(string unitsRoot, string unit) => new(Path.Combine(unitsRoot, UnitNames.DirectoryName(unit)));
+
+    public string FormulaDirectory => Path.Combine(Root, "formula");
+    public string DataDirectory => Path.Combine(Root, "data");
+    public string LogPath => Path.Combine(Root, "unit.log");
+    public string StateFile => Path.Combine(Root, "state.json");
+
+    /// <summary>The next formula is unpacked here, beside the current one, then swapped in.</summary>
+    public string StagingDirectory => Path.Combine(Root, "formula.new");
+
+    /// <summary>The previous formula between the two renames of a swap.</summary>
+    public string RetiredDirectory => Path.Combine(Root, "formula.old");
+}
