@@ -6,9 +6,10 @@ namespace Ensemble.Formulas;
 
 /// <summary>
 /// Packs a formula directory into a deterministic gzipped ustar archive: same content, same bytes, same sha256.
-/// Entries are sorted by ordinal '/'-separated path, directories included, with mtime at the Unix epoch, uid/gid 0,
-/// empty owner names and the rwx bits of each file. A <c>.git</c> directory is skipped. Symbolic links are refused
-/// (the loader reports them as problems, so a formula that loads never has one); other special files are not expected.
+/// Entries are sorted by ordinal '/'-separated name (directories included, named with a trailing '/'), with mtime
+/// at the Unix epoch, uid/gid 0, empty owner names and the rwx bits of each file. A <c>.git</c> directory is
+/// skipped. Symbolic links are refused (the loader reports them as problems, so a formula that loads never has
+/// one); fifos, sockets and devices are not expected in a formula and are not detected.
 /// </summary>
 public static class FormulaPacker
 {
@@ -44,10 +45,10 @@ public static class FormulaPacker
                         throw new InvalidOperationException(
                             $"cannot pack {entry.FullPath}: symbolic links are not supported in formulas; replace it with a copy of its target");
                     case FormulaTreeEntryKind.Directory:
-                        writer.WriteEntry(NewEntry(TarEntryType.Directory, entry.RelativePath + "/", entry.FullPath));
+                        writer.WriteEntry(NewEntry(TarEntryType.Directory, entry.ArchiveName, entry.FullPath));
                         break;
                     default:
-                        var file = NewEntry(TarEntryType.RegularFile, entry.RelativePath, entry.FullPath);
+                        var file = NewEntry(TarEntryType.RegularFile, entry.ArchiveName, entry.FullPath);
                         using (var data = OpenContent(entry, revision, directory))
                         {
                             file.DataStream = data;

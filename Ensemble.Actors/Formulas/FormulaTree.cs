@@ -1,7 +1,10 @@
 namespace Ensemble.Formulas;
 
 /// <summary>One file-system entry inside a formula directory, named by its '/'-separated relative path.</summary>
-internal sealed record FormulaTreeEntry(string RelativePath, string FullPath, FormulaTreeEntryKind Kind);
+internal sealed record FormulaTreeEntry(string RelativePath, string FullPath, FormulaTreeEntryKind Kind)
+{
+    public string ArchiveName => Kind == FormulaTreeEntryKind.Directory ? RelativePath + "/" : RelativePath;
+}
 
 internal enum FormulaTreeEntryKind { Directory, File, Link }
 
@@ -11,12 +14,15 @@ internal static class FormulaTree
     /// <summary>Version-control metadata is never part of a formula.</summary>
     public const string SkippedDirectory = ".git";
 
-    /// <summary>All entries below <paramref name="root"/> (not the root itself), sorted by ordinal relative path.</summary>
+    /// <summary>
+    /// All entries below <paramref name="root"/> (not the root itself), sorted ordinally by their archive name:
+    /// the relative path, with a trailing '/' for directories, so a parent always precedes its contents.
+    /// </summary>
     public static List<FormulaTreeEntry> Walk(string root)
     {
         var entries = new List<FormulaTreeEntry>();
         Collect(root, "", entries);
-        entries.Sort((a, b) => string.CompareOrdinal(a.RelativePath, b.RelativePath));
+        entries.Sort((a, b) => string.CompareOrdinal(a.ArchiveName, b.ArchiveName));
         return entries;
     }
 
