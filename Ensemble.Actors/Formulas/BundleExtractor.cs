@@ -9,6 +9,7 @@ namespace Ensemble.Formulas;
 /// fifos, entry names that are absolute, contain '..' or a backslash, or resolve outside the target. Entry count and
 /// uncompressed size are capped while reading. On refusal whatever this call created in the target is removed and a
 /// <see cref="BundleRejectedException"/> names the entry and the reason. Only rwx mode bits are restored.
+/// A target that exists and is not empty is refused with an <see cref="IOException"/> before anything is written.
 /// </summary>
 public static class BundleExtractor
 {

@@ -12,6 +12,7 @@ public static class FormulaLoader
     public const string HooksDirectory = "hooks";
 
     /// <summary>Loads the formula in <paramref name="directory"/>; throws <see cref="FormulaValidationException"/> listing all problems.</summary>
+    /// <exception cref="DirectoryNotFoundException">The directory itself does not exist.</exception>
     public static Formula Load(string directory)
     {
         var outcome = Inspect(directory);

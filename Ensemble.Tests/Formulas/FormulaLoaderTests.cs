@@ -111,7 +111,8 @@ public sealed class FormulaLoaderTests : IDisposable
         var e = Assert.Throws<FormulaValidationException>(() => FormulaLoader.Load(dir));
 
         var problem = FormulaScratch.Problem(e, "metadata.yaml", "yaml");
-        Assert.Matches(@"invalid YAML at line [34]\b", problem.Message);
+        Assert.Matches(@"^invalid YAML at line [34], column \d+: \S", problem.Message);
+        Assert.DoesNotContain("Idx", problem.Message);
     }
 
     [Fact]

@@ -90,6 +90,21 @@ public sealed class FormulaPackerTests : IDisposable
     }
 
     [Fact]
+    public void Revision_override_keeps_crlf_bom_and_quoting_around_it()
+    {
+        var dir = scratch.PathOf("mysql");
+        var original = "\uFEFFname: mysql\r\ndescription: \"d\u00e9j\u00e0 vu\"\r\nrevision: \"4\"\r\nsummary: s\r\n";
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "metadata.yaml"), original[1..], new UTF8Encoding(true));
+        var formula = FormulaLoader.Load(dir);
+
+        var archived = ReadBytes(FormulaPacker.Pack(formula, revisionOverride: 12).Bytes, "metadata.yaml");
+
+        var expected = new UTF8Encoding(true).GetPreamble().Concat(Encoding.UTF8.GetBytes(original[1..].Replace("\"4\"", "12")));
+        Assert.Equal(expected, archived);
+    }
+
+    [Fact]
     public void Revision_override_writes_the_legacy_revision_file()
     {
         var dir = scratch.PathOf("wordpress");
@@ -145,6 +160,13 @@ public sealed class FormulaPackerTests : IDisposable
         var entries = new List<TarEntry>();
         while (reader.GetNextEntry(copyData: true) is { } entry) entries.Add(entry);
         return entries;
+    }
+
+    private static byte[] ReadBytes(byte[] bundle, string name)
+    {
+        using var copy = new MemoryStream();
+        ReadEntries(bundle).Single(e => e.Name == name).DataStream!.CopyTo(copy);
+        return copy.ToArray();
     }
 
     private static string ReadText(byte[] bundle, string name)
