@@ -1,0 +1,74 @@
+namespace Ensemble.Formulas;
+
+/// <summary>Content-addressed store of formula bundles, keyed by their sha256.</summary>
+public interface IFormulaStorage
+{
+    /// <summary>Stores the bundle and returns its key (its sha256); storing the same bundle again changes nothing.</summary>
+    Task<string> PutAsync(FormulaBundle bundle, CancellationToken ct = default);
+
+    /// <summary>The stored bytes, unverified: the consumer must check the sha256 before unpacking.</summary>
+    Task<byte[]> GetAsync(string key, CancellationToken ct = default);
+
+    bool Contains(string key);
+}
+
+/// <summary>Bundles stored as files <c>root/&lt;first two hex digits&gt;/&lt;sha256&gt;.tar.gz</c>, written atomically.</summary>
+public sealed class FileFormulaStorage(string root) : IFormulaStorage
+{
+    public string Root { get; } = Path.GetFullPath(root);
+
+    public async Task<string> PutAsync(FormulaBundle bundle, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(bundle);
+        var actual = FormulaPacker.Sha256Hex(bundle.Bytes);
+        if (!string.Equals(actual, bundle.Sha256, StringComparison.OrdinalIgnoreCase))
+            throw new BundleRejectedException($"bundle {bundle.Id} sha256 mismatch: expected {bundle.Sha256}, got {actual}");
+
+        var path = PathOf(actual);
+        if (File.Exists(path)) return actual;
+
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        // Readers must never see a half-written bundle: write aside, then rename into place.
+        var temp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
+        try
+        {
+            await using (var output = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+            {
+                await output.WriteAsync(bundle.Bytes, ct).ConfigureAwait(false);
+                output.Flush(flushToDisk: true);
+            }
+            // Another writer may have won the race with identical bytes; replacing it is harmless.
+            File.Move(temp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+        return actual;
+    }
+
+    public async Task<byte[]> GetAsync(string key, CancellationToken ct = default)
+    {
+        var path = PathOf(key);
+        try
+        {
+            return await File.ReadAllBytesAsync(path, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new FileNotFoundException($"formula bundle {key} is not in storage at {Root}; upload it again", path, e);
+        }
+    }
+
+    public bool Contains(string key) => File.Exists(PathOf(key));
+
+    // The key becomes a path, so only a well-formed sha256 is accepted: no separators, no '..'.
+    private string PathOf(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (key.Length != 64 || !key.All(char.IsAsciiHexDigit))
+            throw new ArgumentException($"'{key}' is not a sha256 key (64 hex digits)", nameof(key));
+        var normalized = key.ToLowerInvariant();
+        return Path.Combine(Root, normalized[..2], normalized + ".tar.gz");
+    }
+}
