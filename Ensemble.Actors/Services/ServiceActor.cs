@@ -15,7 +15,7 @@ namespace Ensemble.Services;
 /// topology in the coordination store is written before the journal records the change.
 /// Work that touches disk or the store runs off the actor thread; meanwhile other requests wait (stash).
 /// </summary>
-public sealed class ServiceActor : ReceivePersistentActor, IWithStash
+public sealed class ServiceActor : ReceivePersistentActor
 {
     private readonly string _name;
     private readonly ControllerContext _context;
@@ -49,8 +49,6 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithStash
 
     public override string PersistenceId => PersistenceIdFor(_name);
 
-    public IStash Stash { get; set; } = null!;
-
     private void Ready()
     {
         Command<DeployService>(OnDeploy);
@@ -75,7 +73,7 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithStash
     {
         Command<WorkDone>(done =>
         {
-            UnstashAll();
+            Stash.UnstashAll();
             Become(Ready);
             if (done.Events.Count == 0)
             {
@@ -93,7 +91,7 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithStash
         });
         Command<Status.Failure>(failure =>
         {
-            UnstashAll();
+            Stash.UnstashAll();
             Become(Ready);
             _log.Error(failure.Cause, "{0}: request failed", _name);
         });

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using Ensemble.Formulas;
 using Ensemble.Units;
 
-namespace Ensemble.Environment;
+namespace Ensemble.Environments;
 
 /// <summary>Formula storage that fails or corrupts a chosen number of downloads, then behaves (fault injection).</summary>
 public sealed class FaultyFormulaStorage(IFormulaStorage inner) : IFormulaStorage

@@ -8,7 +8,7 @@ using Ensemble.Services;
 using Ensemble.Topology;
 using Ensemble.Units;
 
-namespace Ensemble.Environment;
+namespace Ensemble.Environments;
 
 /// <summary>How to stand up an in-process environment.</summary>
 public sealed record LocalEnvironmentOptions
@@ -64,7 +64,7 @@ public sealed class LocalEnvironment : IAsyncDisposable
     public static string NewDirectory()
     {
         var directory = Path.Combine(Path.GetTempPath(), "ensemble-env-" + Guid.NewGuid().ToString("N")[..12]);
-        System.IO.Directory.CreateDirectory(directory);
+        global::System.IO.Directory.CreateDirectory(directory);
         return directory;
     }
 
@@ -163,7 +163,7 @@ public sealed class LocalEnvironment : IAsyncDisposable
         Server.Dispose();
         if (_ownsDirectory && _ownsSystem)
         {
-            try { System.IO.Directory.Delete(Directory, recursive: true); }
+            try { global::System.IO.Directory.Delete(Directory, recursive: true); }
             catch (IOException) { }
         }
     }
