@@ -10,14 +10,19 @@ public static class TestFormulas
     /// while the data directory holds fail-&lt;hook&gt; and sleeps while it holds slow-&lt;hook&gt;, so a test
     /// steers one unit's hooks and mends them by deleting the file.
     /// </summary>
-    public static string HookScript(string hook, int revision) => $$"""
+    /// The control directory works the same for every unit (fail-&lt;hook&gt;), and a hold-&lt;hook&gt; file there
+    /// makes the hook wait until the test deletes it; shared.log there collects every unit's trace.
+    public static string HookScript(string hook, int revision, string control, string marker = "") => $$"""
         #!/bin/sh
         log="$ENSEMBLE_UNIT_DATA_DIR/hooks.log"
-        echo "{{hook}} {{revision}} begin" >> "$log"
-        echo "running {{hook}} of $ENSEMBLE_UNIT_NAME at revision $ENSEMBLE_FORMULA_REVISION"
-        if [ -f "$ENSEMBLE_UNIT_DATA_DIR/slow-{{hook}}" ]; then sleep 30; fi
-        if [ -f "$ENSEMBLE_UNIT_DATA_DIR/fail-{{hook}}" ]; then echo "{{hook}} failing on purpose" >&2; exit 3; fi
+        ctl="{{control}}"
+        echo "{{hook}} {{revision}} begin{{marker}}" >> "$log"
+        echo "$ENSEMBLE_UNIT_NAME {{hook}} {{revision}} begin" >> "$ctl/shared.log"
+        echo "running {{hook}} of $ENSEMBLE_UNIT_NAME at revision $ENSEMBLE_FORMULA_REVISION previous $ENSEMBLE_PREVIOUS_REVISION"
+        while [ -f "$ctl/hold-{{hook}}" ]; do sleep 0.05; done
+        if [ -f "$ENSEMBLE_UNIT_DATA_DIR/fail-{{hook}}" ] || [ -f "$ctl/fail-{{hook}}" ]; then echo "{{hook}} failing on purpose" >&2; exit 3; fi
         echo "{{hook}} {{revision}} end" >> "$log"
+        echo "$ENSEMBLE_UNIT_NAME {{hook}} {{revision}} end" >> "$ctl/shared.log"
 
         """;
 
@@ -25,8 +30,10 @@ public static class TestFormulas
 
     /// <summary>Writes formula <paramref name="name"/> at <paramref name="revision"/> into repository/name (replacing it).</summary>
     public static string Write(string repository, string name, int revision, IEnumerable<string>? hooks = null,
-        IReadOnlyDictionary<string, string>? extraFiles = null)
+        IReadOnlyDictionary<string, string>? extraFiles = null, string marker = "")
     {
+        var control = ControlDirectory(repository);
+        Directory.CreateDirectory(control);
         var dir = Path.Combine(repository, name);
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.CreateDirectory(Path.Combine(dir, "hooks"));
@@ -42,7 +49,7 @@ public static class TestFormulas
         foreach (var hook in hooks ?? StandardHooks)
         {
             var path = Path.Combine(dir, "hooks", hook);
-            File.WriteAllText(path, HookScript(hook, revision));
+            File.WriteAllText(path, HookScript(hook, revision, control, marker));
             File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
                 | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         }
@@ -54,6 +61,9 @@ public static class TestFormulas
         }
         return dir;
     }
+
+    /// <summary>The directory whose files steer every unit's hooks: beside the repository.</summary>
+    public static string ControlDirectory(string repository) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(repository))!, "control");
 
     /// <summary>The lines the hooks of a unit logged, in order.</summary>
     public static IReadOnlyList<string> HookTrace(string dataDirectory)
