@@ -249,6 +249,20 @@ public sealed class EmbeddedCoordinationServerTests : IDisposable
     }
 
     [Fact]
+    public async Task Leftovers_of_an_interrupted_snapshot_are_ignored_and_removed()
+    {
+        using (var server = EmbeddedCoordinationServer.Open(Dir))
+            await server.Connect().CreateAsync("/a", B("1"));
+        var leftover = Path.Combine(Dir, "snapshot.00000000000000ff.tmp");
+        File.WriteAllBytes(leftover, [1, 2, 3]);
+        using (var server = EmbeddedCoordinationServer.Open(Dir))
+        {
+            Assert.False(File.Exists(leftover));
+            Assert.Equal(B("1"), (await server.Connect().GetDataAsync("/a")).Data);
+        }
+    }
+
+    [Fact]
     public void A_second_Open_of_the_same_directory_is_refused()
     {
         using (var server = EmbeddedCoordinationServer.Open(Dir))
