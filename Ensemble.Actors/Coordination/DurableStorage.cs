@@ -273,7 +273,8 @@ internal sealed class DurableStorage : IDisposable
         if (length <= 0 || length > MaxRecordSize || length > bytes.Length - offset - HeaderSize) return null;
         uint crc = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(offset + 4));
         var payload = new ReadOnlyMemory<byte>(bytes, offset + HeaderSize, length);
-        return Crc32.Compute(payload.Span) == crc ? payload : null;
+        if (Crc32.Compute(payload.Span) != crc) return null;
+        return payload;
     }
 
     private static LoggedTxn DecodeTxn(ReadOnlySpan<byte> payload, string file, int offset)

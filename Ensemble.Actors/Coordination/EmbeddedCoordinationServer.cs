@@ -288,7 +288,7 @@ public sealed class EmbeddedCoordinationServer : IDisposable
         }
         lock (gate)
         {
-            EnsureAlive(session, prepared.Length > 0 && prepared[0] is not null ? prepared[0].Path ?? "/" : "/");
+            EnsureAlive(session, prepared.Length > 0 ? prepared[0]?.Path : null);
             var txn = new Txn(lastZxid + 1);
             var results = new OpResult[prepared.Length];
             for (int i = 0; i < prepared.Length; i++)
