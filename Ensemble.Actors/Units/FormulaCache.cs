@@ -14,7 +14,7 @@ public sealed class FormulaCache(IFormulaStorage storage, string directory)
     private readonly ConcurrentDictionary<string, Lazy<Task<byte[]>>> _inFlight = new();
     private long _downloads;
 
-    /// <summary>How many times this cache fetched a bundle from formula storage.</summary>
+    /// <summary>How many bundles this cache fetched from formula storage (failed attempts not counted).</summary>
     public long Downloads => Interlocked.Read(ref _downloads);
 
     public async Task<byte[]> GetVerifiedAsync(FormulaRef formula, CancellationToken cancellationToken = default)
@@ -40,8 +40,8 @@ public sealed class FormulaCache(IFormulaStorage storage, string directory)
 
     private async Task<byte[]> FetchAsync(FormulaRef formula, string path)
     {
-        Interlocked.Increment(ref _downloads);
         var bytes = await storage.GetAsync(formula.Sha256);
+        Interlocked.Increment(ref _downloads);
         var actual = Sha256Hex(bytes);
         if (actual != formula.Sha256)
             throw new BundleRejectedException($"download of {formula.Id} failed verification: expected sha256 {formula.Sha256}, got {actual}");

@@ -135,6 +135,9 @@ public sealed class UnitAgent : ReceiveActor
         }
         if (previous.IsError || (_state.Operation == UnitOperation.Deploy && previous.Phase != _state.Phase))
             Publish(state, null);
+        // Resolved without retry after a failed download: the upgrade is abandoned, so is its flag.
+        if (previous is { IsError: true, Operation: UnitOperation.Upgrade } && _state.Operation == UnitOperation.None)
+            _ = _context.Topology.ClearUpgradeFlagAsync(_unit);
         foreach (var waiter in _waiting) waiter.Tell(new UnitProgressed(_unit, state, _state.Target));
     }
 
