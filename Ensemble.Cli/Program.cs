@@ -1,1 +1,3 @@
-Console.WriteLine("placeholder");
+using Ensemble.Cli;
+
+return await DemoCommand.RunAsync(args);

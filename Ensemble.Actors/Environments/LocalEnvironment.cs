@@ -25,6 +25,9 @@ public sealed record LocalEnvironmentOptions
     /// <summary>Fault injection around unit agents' steps (tests only).</summary>
     public IUnitFaults Faults { get; init; } = IUnitFaults.None;
 
+    /// <summary>Extra actor system configuration when the environment creates its own system.</summary>
+    public Config? SystemConfig { get; init; }
+
     /// <summary>Wraps the formula storage the agents download from, e.g. to inject failing or corrupt downloads.</summary>
     public Func<IFormulaStorage, IFormulaStorage>? AgentStorage { get; init; }
 }
@@ -79,7 +82,7 @@ public sealed class LocalEnvironment : IAsyncDisposable
         var ownsDirectory = options.Directory is null;
         var directory = options.Directory ?? NewDirectory();
         var ownsSystem = system is null;
-        system ??= ActorSystem.Create("ensemble", JournalConfig(directory));
+        system ??= ActorSystem.Create("ensemble", JournalConfig(directory, options.SystemConfig));
         var environment = new LocalEnvironment(system, ownsSystem, options, directory, ownsDirectory);
         await environment.StartNodesAsync();
         return environment;

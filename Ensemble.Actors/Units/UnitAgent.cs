@@ -138,6 +138,7 @@ public sealed class UnitAgent : ReceiveActor
         // Resolved without retry after a failed download: the upgrade is abandoned, so is its flag.
         if (previous is { IsError: true, Operation: UnitOperation.Upgrade } && _state.Operation == UnitOperation.None)
             _ = _context.Topology.ClearUpgradeFlagAsync(_unit);
+        if (previous.Phase == _state.Phase) return;
         foreach (var waiter in _waiting) waiter.Tell(new UnitProgressed(_unit, state, _state.Target));
     }
 
