@@ -40,6 +40,8 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
 
     public TimeSpan Timeout => timeout;
 
+    private static readonly TimeSpan OutputDrainLimit = TimeSpan.FromSeconds(2);
+
     public async Task<HookResult> RunAsync(string hook, HookContext context, CancellationToken cancellationToken)
     {
         var path = Path.Combine(context.FormulaDirectory, "hooks", hook);
@@ -67,10 +69,22 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
         if (context.PreviousRevision is { } previous)
             env["ENSEMBLE_PREVIOUS_REVISION"] = previous.ToString(CultureInfo.InvariantCulture);
 
-        using var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) log.Write(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) log.Write(e.Data); };
-        process.Start();
+        using var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.Exited += (_, _) => exited.TrySetResult();
+        var outputClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var errorClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        process.OutputDataReceived += (_, e) => { if (e.Data is null) outputClosed.TrySetResult(); else log.Write(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is null) errorClosed.TrySetResult(); else log.Write(e.Data); };
+        try
+        {
+            process.Start();
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            log.Write($"hook {hook} could not be executed: {ex.Message}; give it a '#!' line and the execute bit");
+            return new HookResult(hook, Ran: true, ExitCode: 126, TimedOut: false);
+        }
         process.StandardInput.Close();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
@@ -80,19 +94,22 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
         var timedOut = false;
         try
         {
-            await process.WaitForExitAsync(deadline.Token);
+            // Not WaitForExitAsync: it also waits for the end of the output, which a daemon the hook
+            // started may hold open for ever.
+            await exited.Task.WaitAsync(deadline.Token);
         }
         catch (OperationCanceledException)
         {
             timedOut = !cancellationToken.IsCancellationRequested;
             try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-            await process.WaitForExitAsync(CancellationToken.None);
+            await exited.Task;
             log.Write(timedOut ? $"hook {hook} timed out after {timeout.TotalSeconds:0.#}s; process tree killed" : $"hook {hook} cancelled; process tree killed");
             cancellationToken.ThrowIfCancellationRequested();
         }
-        // Give the output readers a moment to drain; bounded because a daemon the hook started may
-        // still hold the pipes open (formula authors should redirect a daemon's output).
-        process.WaitForExit(TimeSpan.FromSeconds(2));
+        // Let the readers drain what the hook wrote; bounded, because a daemon the hook started may
+        // hold the pipes open for ever (formula authors should redirect a daemon's output).
+        try { await Task.WhenAll(outputClosed.Task, errorClosed.Task).WaitAsync(OutputDrainLimit, CancellationToken.None); }
+        catch (TimeoutException) { log.Write($"hook {hook} left a process holding its output open; redirect a daemon's output"); }
         var code = timedOut ? -1 : process.ExitCode;
         if (!timedOut) log.Write($"hook {hook} exited with code {code}");
         return new HookResult(hook, Ran: true, ExitCode: code, TimedOut: timedOut);
@@ -104,15 +121,26 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
         private readonly StreamWriter _writer = new(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
         private readonly Lock _gate = new();
 
+        private bool _closed;
+
+        /// <summary>Appends a line; a line from a reader that outlives the hook run is dropped, not a crash.</summary>
         public void Write(string line)
         {
             var stamp = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
-            lock (_gate) _writer.WriteLine($"{stamp} [{hook}] {line}");
+            lock (_gate)
+            {
+                if (!_closed) _writer.WriteLine($"{stamp} [{hook}] {line}");
+            }
         }
 
         public ValueTask DisposeAsync()
         {
-            lock (_gate) return _writer.DisposeAsync();
+            lock (_gate)
+            {
+                _closed = true;
+                _writer.Dispose();
+            }
+            return ValueTask.CompletedTask;
         }
     }
 }

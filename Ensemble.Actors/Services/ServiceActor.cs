@@ -157,6 +157,8 @@ public sealed class ServiceActor : ReceivePersistentActor
             var formula = new LocalRepository(m.Repository).FindLatest(m.FormulaName);
             if (formula is null)
                 return Reject(replyTo, RejectionKind.NotFound, $"formula '{m.FormulaName}' not found in repository {m.Repository}; check the name or pass --repository");
+            if ((await _context.Topology.ListAgentsAsync()).Count == 0)
+                return Reject(replyTo, RejectionKind.Unavailable, "no machine agent is running to place units on; start an agent and deploy again");
             var bundle = FormulaPacker.Pack(formula);
             var formulaRef = await StoreBundleAsync(bundle);
             await _context.Topology.CreateServiceAsync(new ServiceRecord(_name, formulaRef.Id.ToString(), formulaRef.Sha256, m.Repository));

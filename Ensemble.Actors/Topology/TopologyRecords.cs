@@ -6,8 +6,8 @@ public sealed record ServiceRecord(string Name, string Formula, string Sha256, s
 /// <summary>A unit as the shared topology holds it; Formula is the revision the unit runs.</summary>
 public sealed record UnitRecord(string Name, string Formula, string State, string Machine, string? Error = null)
 {
-    public string Service => UnitNames.ServiceOf(Name);
-    public int Number => UnitNames.NumberOf(Name);
+    [System.Text.Json.Serialization.JsonIgnore] public string Service => UnitNames.ServiceOf(Name);
+    [System.Text.Json.Serialization.JsonIgnore] public int Number => UnitNames.NumberOf(Name);
 }
 
 /// <summary>Present while a unit is asked to move to another formula revision.</summary>

@@ -11,17 +11,22 @@ public static class FormulaSwap
 {
     public static void Replace(UnitPaths paths, byte[] bundle, string sha256, ExtractionLimits? limits = null)
     {
-        // A crash between the two renames: the staging directory is complete, finish the swap.
-        if (!Directory.Exists(paths.FormulaDirectory) && Directory.Exists(paths.RetiredDirectory) && Directory.Exists(paths.StagingDirectory))
+        var stagedMarker = paths.StagingDirectory + ".sha256";
+        // A crash between the two renames: the staging directory is complete, finish the swap —
+        // but only if it holds the bundle asked for now.
+        if (!Directory.Exists(paths.FormulaDirectory) && Directory.Exists(paths.RetiredDirectory) && Directory.Exists(paths.StagingDirectory)
+            && File.Exists(stagedMarker) && File.ReadAllText(stagedMarker) == sha256)
         {
             Directory.Move(paths.StagingDirectory, paths.FormulaDirectory);
             Directory.Delete(paths.RetiredDirectory, recursive: true);
+            File.Delete(stagedMarker);
             return;
         }
 
         DeleteIfPresent(paths.StagingDirectory);
         Directory.CreateDirectory(paths.Root);
         BundleExtractor.Extract(bundle, sha256, paths.StagingDirectory, limits);
+        File.WriteAllText(stagedMarker, sha256);
 
         if (Directory.Exists(paths.FormulaDirectory))
         {
@@ -30,6 +35,7 @@ public static class FormulaSwap
         }
         Directory.Move(paths.StagingDirectory, paths.FormulaDirectory);
         DeleteIfPresent(paths.RetiredDirectory);
+        File.Delete(stagedMarker);
     }
 
     private static void DeleteIfPresent(string directory)

@@ -201,6 +201,13 @@ public sealed class UnitAgent : ReceiveActor
                 return await HookAsync("install", target, state, token);
             }
             case UnitStep.Start:
+                if (!Directory.Exists(_paths.FormulaDirectory))
+                {
+                    // Resolved past a failed install that never unpacked the formula: unpack it now.
+                    var bundle = await DownloadAsync(state.Current!, token);
+                    if (bundle.Failure is not null) return bundle.Failure;
+                    FormulaSwap.Replace(_paths, bundle.Bytes!, state.Current!.Sha256);
+                }
                 return await HookAsync("start", state.Current!, state, token);
             case UnitStep.Download:
                 return (await DownloadAsync(state.Target!, token)).Failure;
@@ -226,7 +233,8 @@ public sealed class UnitAgent : ReceiveActor
 
     private async Task<string?> HookAsync(string hook, FormulaRef formula, UnitState state, CancellationToken token)
     {
-        var result = await _context.Hooks.RunAsync(hook, HookContextFor(formula, state.PreviousRevision), token);
+        var previous = hook == "upgrade-formula" ? state.PreviousRevision : null;
+        var result = await _context.Hooks.RunAsync(hook, HookContextFor(formula, previous), token);
         return result.Succeeded ? null : result.Describe();
     }
 

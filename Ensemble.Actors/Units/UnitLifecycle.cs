@@ -133,14 +133,14 @@ public static class UnitLifecycle
 
     private static UnitDecision DecideUpgrade(UnitState state, FormulaRef formula)
     {
-        if (state.Target?.Sha256 == formula.Sha256 && state.Operation == UnitOperation.Upgrade)
+        if (state.Target?.Sha256 == formula.Sha256 && state.Operation == UnitOperation.Upgrade && !state.IsError)
             return new UnitDecision.Unchanged(state);
         if (state.Operation == UnitOperation.None && state.Phase == UnitPhase.Running && state.Current?.Sha256 == formula.Sha256)
             return new UnitDecision.Unchanged(state);
 
         var startable = (state.Phase == UnitPhase.Running && state.Operation == UnitOperation.None)
             // A unit whose upgrade failed may be sent a newer revision: the author's fix.
-            || (state.Phase == UnitPhase.UpgradeError && state.Operation == UnitOperation.Upgrade);
+            || (state.Phase == UnitPhase.UpgradeError && state.Operation == UnitOperation.Upgrade && state.Target?.Sha256 != formula.Sha256);
         if (!startable)
             return new UnitDecision.Rejected(state.IsError
                 ? $"unit {state.Unit} is in {StateName(state.Phase)}; run 'ensemble resolved {state.Unit}' first"
