@@ -1,0 +1,144 @@
+using System.Runtime.Serialization;
+using System.Text;
+using Akka.Actor;
+using Akka.Serialization;
+using Ensemble.Formulas;
+using Ensemble.Hosting;
+using Ensemble.Serialization;
+using Ensemble.Services;
+using Xunit;
+
+namespace Ensemble.Tests.Serialization;
+
+public sealed class EnsembleSerializerTests : IAsyncLifetime
+{
+    private static readonly FormulaRef Rev1 = new(new FormulaId("wordpress", 1), new string('a', 64));
+    private static readonly FormulaRef Rev2 = new(new FormulaId("wordpress", 2), new string('b', 64));
+
+    private ActorSystem system = null!;
+
+    public Task InitializeAsync()
+    {
+        system = ActorSystem.Create("serialization-test", EnsembleConfig.Defaults);
+        return Task.CompletedTask;
+    }
+
+    public Task DisposeAsync() => system.Terminate();
+
+    public static TheoryData<string, IPersistedEvent> Events() => new()
+    {
+        { "svc.deployed", new ServiceEvents.ServiceDeployed(Rev1, "/srv/repository") },
+        { "svc.unit-placed", new ServiceEvents.UnitPlaced("wordpress/3", "machine-1") },
+        { "svc.unit-destroyed", new ServiceEvents.UnitDestroyed("wordpress/3") },
+        { "svc.upgrade-began", new ServiceEvents.UpgradeBegan("run-7", Rev1, Rev2, "/srv/repository", ["wordpress/0", "wordpress/10", "wordpress/2"], 2) },
+        { "svc.upgrade-began", new ServiceEvents.UpgradeBegan("run-8", Rev1, Rev2, "/srv/repository", [], 1) },
+        { "svc.unit-upgrade-launched", new ServiceEvents.UnitUpgradeLaunched("run-7", "wordpress/0") },
+        { "svc.unit-upgrade-succeeded", new ServiceEvents.UnitUpgradeSucceeded("run-7", "wordpress/0") },
+        { "svc.unit-upgrade-failed", new ServiceEvents.UnitUpgradeFailed("run-7", "wordpress/2", "upgrade_error: \"quoted\" cause\nsecond line ✓") },
+        { "svc.upgrade-ended", new ServiceEvents.UpgradeEnded("run-7") },
+        { "saga.unit-flagged", new UpgradeSaga.Events.UnitFlagged("wordpress/0") },
+        { "saga.finished", new UpgradeSaga.Events.SagaFinished("wordpress/0", true, null) },
+        { "saga.finished", new UpgradeSaga.Events.SagaFinished("wordpress/2", false, "no outcome within 00:30:00") },
+    };
+
+    private Serializer SerializerFor(object evt) => system.Serialization.FindSerializerFor(evt);
+
+    [Theory]
+    [MemberData(nameof(Events))]
+    public void Every_journaled_event_round_trips_under_its_fixed_manifest(string manifest, IPersistedEvent evt)
+    {
+        var serializer = Assert.IsType<EnsembleSerializer>(SerializerFor(evt));
+        Assert.Equal(EnsembleSerializer.SerializerId, serializer.Identifier);
+
+        Assert.Equal(manifest, serializer.Manifest(evt));
+        var bytes = serializer.ToBinary(evt);
+        var copy = serializer.FromBinary(bytes, manifest);
+
+        AssertSameEvent(evt, copy);
+    }
+
+    [Theory]
+    [MemberData(nameof(Events))]
+    public void Every_journaled_event_round_trips_through_akka_serialization(string manifest, IPersistedEvent evt)
+    {
+        var serializer = SerializerFor(evt);
+        var bytes = serializer.ToBinary(evt);
+
+        var copy = system.Serialization.Deserialize(bytes, serializer.Identifier, Serialization_Manifest(serializer, evt));
+
+        Assert.Equal(manifest, Serialization_Manifest(serializer, evt));
+        AssertSameEvent(evt, copy);
+    }
+
+    private static string Serialization_Manifest(Serializer serializer, object evt) =>
+        Akka.Serialization.Serialization.ManifestFor(serializer, evt);
+
+    private static void AssertSameEvent(object expected, object actual)
+    {
+        Assert.IsType(expected.GetType(), actual);
+        if (expected is ServiceEvents.UpgradeBegan began)
+        {
+            var copy = (ServiceEvents.UpgradeBegan)actual;
+            Assert.Equal(began.Units, copy.Units);
+            Assert.Equal(began with { Units = [] }, copy with { Units = [] });
+            Assert.Equal(began.To.Id, copy.To.Id);
+            return;
+        }
+        Assert.Equal(expected, actual);
+    }
+
+    [Fact]
+    public void Every_persisted_event_type_has_a_manifest()
+    {
+        var serializer = new EnsembleSerializer((ExtendedActorSystem)system);
+        var types = typeof(IPersistedEvent).Assembly.GetTypes()
+            .Where(t => typeof(IPersistedEvent).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
+            .ToList();
+        Assert.NotEmpty(types);
+
+        var covered = Events().Select(row => row[1].GetType()).ToHashSet();
+        Assert.All(types, t => Assert.Contains(t, covered));
+        var manifests = Events().Select(row => (string)row[0]).Distinct().ToList();
+        Assert.Equal(types.Count, manifests.Count);
+    }
+
+    [Fact]
+    public void An_unknown_manifest_is_refused()
+    {
+        var serializer = SerializerFor(new ServiceEvents.UpgradeEnded("run-1"));
+        var bytes = Encoding.UTF8.GetBytes("""{"runId":"run-1"}""");
+
+        Assert.Throws<SerializationException>(() => ((SerializerWithStringManifest)serializer).FromBinary(bytes, "svc.no-such-event"));
+        Assert.Throws<SerializationException>(() => ((SerializerWithStringManifest)serializer).FromBinary(bytes, ""));
+    }
+
+    [Theory]
+    [InlineData("System.IO.FileInfo, System.IO")]
+    [InlineData("System.IO.FileInfo, System.Private.CoreLib")]
+    [InlineData("Ensemble.Services.ServiceEvents+UpgradeEnded, Ensemble.Actors")]
+    [InlineData("SVC.UPGRADE-ENDED")]
+    public void A_type_name_manifest_is_never_resolved(string manifest)
+    {
+        var serializer = (SerializerWithStringManifest)SerializerFor(new ServiceEvents.UpgradeEnded("run-1"));
+        var bytes = Encoding.UTF8.GetBytes("""{"originalPath":"/etc/passwd","runId":"run-1"}""");
+
+        var refused = Assert.Throws<SerializationException>(() => serializer.FromBinary(bytes, manifest));
+        Assert.Contains("unknown manifest", refused.Message);
+    }
+
+    [Fact]
+    public void An_object_outside_the_table_has_no_manifest()
+    {
+        var serializer = new EnsembleSerializer((ExtendedActorSystem)system);
+        Assert.Throws<ArgumentException>(() => serializer.Manifest(new FileInfo("/etc/passwd")));
+        Assert.Throws<ArgumentException>(() => serializer.Manifest(new ServiceProtocol.GetUpgradeStatus("wordpress")));
+    }
+
+    [Fact]
+    public void The_payload_is_plain_json_with_web_names()
+    {
+        var serializer = SerializerFor(new ServiceEvents.UnitPlaced("wordpress/3", "machine-1"));
+        var json = Encoding.UTF8.GetString(serializer.ToBinary(new ServiceEvents.UnitPlaced("wordpress/3", "machine-1")));
+        Assert.Equal("""{"unit":"wordpress/3","machine":"machine-1"}""", json);
+    }
+}
