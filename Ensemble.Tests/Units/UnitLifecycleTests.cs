@@ -297,10 +297,11 @@ public sealed class UnitLifecycleTests
     }
 
     [Fact]
-    public void Upgrade_to_the_same_target_from_upgrade_error_is_unchanged_and_needs_resolve()
+    public void Upgrade_to_the_same_target_from_upgrade_error_is_rejected_so_the_requester_hears_of_the_failure()
     {
         var failed = Moved(Upgrading(UnitPhase.UpgradingFormula), new UnitTrigger.StepFailed("boom"));
-        Assert.IsType<UnitDecision.Unchanged>(UnitLifecycle.Decide(failed, new UnitTrigger.Upgrade(Rev2)));
+        var rejected = Assert.IsType<UnitDecision.Rejected>(UnitLifecycle.Decide(failed, new UnitTrigger.Upgrade(Rev2)));
+        Assert.Contains("resolved", rejected.Reason);
     }
 
     [Fact]
