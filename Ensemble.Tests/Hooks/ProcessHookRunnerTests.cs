@@ -220,6 +220,43 @@ public sealed class ProcessHookRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_start_hook_that_leaves_a_daemon_holding_its_output_returns_when_the_hook_exits()
+    {
+        // A start hook commonly launches a daemon in the background without redirecting its output.
+        // The hook itself exits 0 at once; the daemon keeps the stdout/stderr pipes open.
+        var pidFile = DataFile("daemon.pid");
+        WriteHook("start", $"""
+            sleep 20 &
+            echo $! > "{pidFile}"
+            echo daemon started
+            exit 0
+            """);
+        var runner = new ProcessHookRunner(TimeSpan.FromSeconds(10));
+        int? daemon = null;
+        try
+        {
+            var result = await runner.RunAsync("start", context, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+            daemon = await WaitForPidAsync(pidFile);
+
+            // The runner must report the hook's own exit, not wait for the daemon and call it a timeout.
+            Assert.False(result.TimedOut, "a hook that exited 0 at once was reported as timed out");
+            Assert.Equal(0, result.ExitCode);
+            Assert.True(result.Succeeded);
+            Assert.False(IsGone(daemon.Value), "the runner returned only after the daemon had ended");
+        }
+        finally
+        {
+            daemon ??= File.Exists(pidFile) ? int.Parse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture) : null;
+            if (daemon is { } pid && !IsGone(pid))
+            {
+                try { System.Diagnostics.Process.GetProcessById(pid).Kill(); }
+                catch (ArgumentException) { }
+                catch (InvalidOperationException) { }
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_hook_gets_no_standard_input()
     {
         WriteHook("install", """

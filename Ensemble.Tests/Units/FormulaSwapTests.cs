@@ -107,6 +107,23 @@ public sealed class FormulaSwapTests : IDisposable
     }
 
     [Fact]
+    public void A_swap_interrupted_between_the_renames_is_finished_with_the_bundle_asked_for()
+    {
+        // The agent crashed between the renames while extracting revision 2; on restart its download
+        // failed (upgrade_error) and the operator sent revision 3, the fix. Extraction of 3 must not
+        // install the revision 2 left in formula.new.
+        var rev3 = Bundle(3, new Dictionary<string, string> { ["fix.txt"] = "revision 3" });
+        Directory.CreateDirectory(paths.Root);
+        BundleExtractor.Extract(rev1.Bytes, rev1.Sha256, paths.RetiredDirectory);
+        BundleExtractor.Extract(rev2.Bytes, rev2.Sha256, paths.StagingDirectory);
+
+        FormulaSwap.Replace(paths, rev3.Bytes, rev3.Sha256);
+
+        Assert.Equal(Extracted(rev3), Tree(paths.FormulaDirectory));
+        AssertNoLeftovers();
+    }
+
+    [Fact]
     public void A_crash_after_the_second_rename_is_finished_by_replace()
     {
         // Crashed after formula.new → formula and before formula.old was deleted.
