@@ -60,6 +60,9 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
             UseShellExecute = false,
         };
         var env = start.Environment;
+        // Only what this run sets: an agent started from inside a hook must not pass its own ENSEMBLE_* on.
+        foreach (var inherited in env.Keys.Where(k => k.StartsWith("ENSEMBLE_", StringComparison.Ordinal)).ToList())
+            env.Remove(inherited);
         env["ENSEMBLE_UNIT_NAME"] = context.UnitName;
         env["ENSEMBLE_SERVICE_NAME"] = context.ServiceName;
         env["ENSEMBLE_FORMULA_DIR"] = context.FormulaDirectory;

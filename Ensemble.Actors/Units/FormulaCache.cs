@@ -40,6 +40,12 @@ public sealed class FormulaCache(IFormulaStorage storage, string directory)
 
     private async Task<byte[]> FetchAsync(FormulaRef formula, string path)
     {
+        // A fetch that finished between our caller's look at the disk and this one: no second download.
+        if (File.Exists(path))
+        {
+            var cached = await File.ReadAllBytesAsync(path);
+            if (Sha256Hex(cached) == formula.Sha256) return cached;
+        }
         var bytes = await storage.GetAsync(formula.Sha256);
         Interlocked.Increment(ref _downloads);
         var actual = Sha256Hex(bytes);
