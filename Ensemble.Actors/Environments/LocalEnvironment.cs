@@ -112,7 +112,7 @@ public sealed class LocalEnvironment : IAsyncDisposable
         await WaitUntilAsync(async () => await Topology.GetAgentAsync(machine) is not null, TimeSpan.FromSeconds(10), $"agent {machine} to register");
     }
 
-    /// <summary>Stops a machine's agent as a crash would: its unit agents die mid-step, its session closes.</summary>
+    /// <summary>Stops a machine's agent where it stands: unit agents stop mid-step (their hooks killed), its session closes.</summary>
     public async Task StopMachineAsync(string machine)
     {
         var (_, session, agent) = _machines[machine];
