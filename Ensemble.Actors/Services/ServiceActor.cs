@@ -195,7 +195,7 @@ public sealed class ServiceActor : ReceivePersistentActor
             var unit = UnitNames.Of(_name, state.NextUnitNumber + i);
             var machine = ServiceLogic.PlaceUnit(agents.Keys, placements)!;
             placements[unit] = machine;
-            await _context.Topology.AddUnitAsync(new UnitRecord(unit, state.Formula!.Id.ToString(), UnitStates.Pending, machine));
+            await _context.Topology.AddUnitAsync(new UnitRecord(unit, state.Formula!.Id.ToString(), UnitStates.Pending, machine, Sha256: state.Formula.Sha256));
             _system.ActorSelection(agents[machine].Address).Tell(new UnitProtocol.DeployUnit(unit, state.Formula));
             events.Add(new UnitPlaced(unit, machine));
             units.Add(unit);

@@ -3,8 +3,11 @@ namespace Ensemble.Topology;
 /// <summary>A service as the shared topology holds it.</summary>
 public sealed record ServiceRecord(string Name, string Formula, string Sha256, string Repository);
 
-/// <summary>A unit as the shared topology holds it; Formula is the revision the unit runs.</summary>
-public sealed record UnitRecord(string Name, string Formula, string State, string Machine, string? Error = null)
+/// <summary>
+/// A unit as the shared topology holds it; Formula and Sha256 name exactly the content the unit runs
+/// (an id alone is not enough: two repositories may hold different content under one name and revision).
+/// </summary>
+public sealed record UnitRecord(string Name, string Formula, string State, string Machine, string? Error = null, string? Sha256 = null)
 {
     [System.Text.Json.Serialization.JsonIgnore] public string Service => UnitNames.ServiceOf(Name);
     [System.Text.Json.Serialization.JsonIgnore] public int Number => UnitNames.NumberOf(Name);

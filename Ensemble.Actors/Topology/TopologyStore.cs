@@ -128,14 +128,15 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
     /// Records that the unit now runs <paramref name="formula"/> and clears its upgrade flag, in one
     /// atomic write, so no reader ever sees the flag cleared without the new formula or the reverse.
     /// </summary>
-    public async Task CompleteUpgradeAsync(string unit, string formula)
+    public async Task CompleteUpgradeAsync(string unit, string formula, string? sha256 = null)
     {
         var current = await GetUnitAsync(unit) ?? throw new NoNodeException(UnitPath(unit));
-        var updated = Encode(current with { Formula = formula, State = UnitStates.Running, Error = null });
+        var updated = Encode(current with { Formula = formula, State = UnitStates.Running, Error = null, Sha256 = sha256 ?? current.Sha256 });
         var flagged = await store.ExistsAsync(UpgradeFlagPath(unit)) is not null;
         if (!flagged)
         {
-            if (current.Formula != formula || current.State != UnitStates.Running || current.Error is not null)
+            if (current.Formula != formula || current.State != UnitStates.Running || current.Error is not null
+                || (sha256 is not null && current.Sha256 != sha256))
                 await store.SetDataAsync(UnitPath(unit), updated);
             return;
         }

@@ -14,12 +14,21 @@ public sealed class MachineAgent : ReceiveActor
 {
     private readonly AgentContext _context;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<IActorRef, string> _units = new();
+    private readonly HashSet<string> _removing = [];
+    private string _lastFailure = "";
 
     public MachineAgent(AgentContext context)
     {
         _context = context;
         ReceiveAsync<Started>(_ => AdoptUnitsAsync());
+        Receive<RemoveUnit>(m =>
+        {
+            _removing.Add(m.Unit);
+            Route(m);
+        });
         Receive<IUnitMessage>(Route);
+        Receive<Terminated>(OnUnitAgentStopped);
     }
 
     public static Props Props(AgentContext context) => Akka.Actor.Props.Create(() => new MachineAgent(context));
@@ -28,17 +37,34 @@ public sealed class MachineAgent : ReceiveActor
 
     /// <summary>
     /// Unit agents restart from their persisted step on any unexpected failure, including a failure while
-    /// starting (which Akka's default would answer with a stop). A unit that keeps crashing is stopped
-    /// rather than left in a crash loop; its state file keeps where it stood for the next agent start.
+    /// starting (which Akka's default would answer with a stop). A unit agent that fails more than
+    /// MaxRestarts times a minute is stopped, and its unit parked in the error state of the step it was in
+    /// (see <see cref="OnUnitAgentStopped"/>): no crash loop, until resolved.
     /// </summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(
-        maxNrOfRetries: 10,
+        maxNrOfRetries: MaxRestarts,
         withinTimeRange: TimeSpan.FromMinutes(1),
         localOnlyDecider: ex =>
         {
-            _log.Warning("unit agent failed, restarting from its persisted step: {0}", ex.GetBaseException().Message);
+            _lastFailure = ex.GetBaseException().Message;
+            _log.Warning("unit agent failed, restarting from its persisted step: {0}", _lastFailure);
             return Directive.Restart;
         });
+
+    public const int MaxRestarts = 10;
+
+    /// <summary>A unit agent stopped by its supervisor: record the failure as the unit's error state.</summary>
+    private void OnUnitAgentStopped(Terminated terminated)
+    {
+        if (!_units.Remove(terminated.ActorRef, out var unit) || _removing.Remove(unit)) return;
+        var paths = UnitPaths.For(_context.UnitsDirectory, unit);
+        if (UnitStateFile.Load(paths) is not { } state) return;
+        var cause = $"unit agent failed more than {MaxRestarts} times in a minute ({_lastFailure}); fix the cause, then run 'ensemble resolved --retry {unit}'";
+        if (UnitLifecycle.Decide(state, new UnitTrigger.StepFailed(cause)) is not UnitDecision.Moved moved) return;
+        UnitStateFile.Save(paths, moved.State);
+        _log.Error("{0}: parked in {1}: {2}", unit, UnitLifecycle.StateName(moved.State.Phase), cause);
+        _ = _context.Topology.SetUnitStateAsync(unit, UnitLifecycle.StateName(moved.State.Phase), cause);
+    }
 
     protected override void PreStart()
     {
@@ -67,11 +93,10 @@ public sealed class MachineAgent : ReceiveActor
         {
             if (unit.Machine != _context.Machine) continue;
             var agent = UnitAgentFor(unit.Name);
-            if (UnitStateFile.Load(UnitPaths.For(_context.UnitsDirectory, unit.Name)) is null
-                && await _context.Topology.GetFormulaAsync(unit.Formula) is { } formula)
-            {
-                agent.Tell(new DeployUnit(unit.Name, new FormulaRef(FormulaId.Parse(formula.Id), formula.Sha256)));
-            }
+            if (UnitStateFile.Load(UnitPaths.For(_context.UnitsDirectory, unit.Name)) is not null) continue;
+            // Never started here: deploy exactly the content the unit was placed with.
+            var sha = unit.Sha256 ?? (await _context.Topology.GetFormulaAsync(unit.Formula))?.Sha256;
+            if (sha is not null) agent.Tell(new DeployUnit(unit.Name, new FormulaRef(FormulaId.Parse(unit.Formula), sha)));
         }
     }
 
@@ -107,7 +132,11 @@ public sealed class MachineAgent : ReceiveActor
     {
         var name = ChildName(unit);
         var child = Context.Child(name);
-        return child.IsNobody() ? Context.ActorOf(UnitAgent.Props(unit, _context), name) : child;
+        if (!child.IsNobody()) return child;
+        child = Context.ActorOf(UnitAgent.Props(unit, _context), name);
+        _units[child] = unit;
+        Context.Watch(child);
+        return child;
     }
 
     private static string ChildName(string unit) => "unit-" + UnitNames.DirectoryName(unit);

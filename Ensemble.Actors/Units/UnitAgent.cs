@@ -224,7 +224,7 @@ public sealed class UnitAgent : ReceiveActor
             case UnitStep.UpgradeHook:
                 return await HookAsync("upgrade-formula", state.Current!, state, token);
             case UnitStep.Record:
-                await _context.Topology.CompleteUpgradeAsync(_unit, state.Current!.Id.ToString());
+                await _context.Topology.CompleteUpgradeAsync(_unit, state.Current!.Id.ToString(), state.Current.Sha256);
                 return null;
             default:
                 throw new ArgumentOutOfRangeException(nameof(step), step, null);

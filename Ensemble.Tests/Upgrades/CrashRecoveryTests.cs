@@ -125,3 +125,46 @@ public sealed class AgentCrashTests(ITestOutputHelper output) : EnvironmentTest(
         Assert.Equal("start 2 end", trace[^1]);
     }
 }
+
+/// <summary>A unit agent that keeps crashing is parked in an error state instead of crash-looping.</summary>
+public sealed class CrashLoopTests(ITestOutputHelper output) : EnvironmentTest(output)
+{
+    private sealed class AlwaysCrash : IUnitFaults
+    {
+        public volatile bool Armed;
+        public int Crashes;
+
+        public void At(string unit, UnitStep step, StepPoint point)
+        {
+            if (!Armed || step != UnitStep.Stop || point != StepPoint.Before) return;
+            Interlocked.Increment(ref Crashes);
+            throw new InjectedCrashException("injected: the stop step always crashes");
+        }
+    }
+
+    private readonly AlwaysCrash _faults = new();
+
+    protected override LocalEnvironmentOptions Options(LocalEnvironmentOptions defaults) => defaults with { Faults = _faults };
+
+    [Fact]
+    public async Task A_unit_agent_crashing_over_and_over_is_parked_in_the_steps_error_state_until_resolved()
+    {
+        TestFormulas.Write(Repository, "svc", 1);
+        var unit = (await DeployAsync("svc", 1)).Single();
+        TestFormulas.Write(Repository, "svc", 2);
+        _faults.Armed = true;
+
+        await Env.AskAsync<object>(new UpgradeFormula("svc"));
+        await WaitForUnitsAsync([unit], u => u.State == "stop_error", "stop_error");
+        var record = (await Env.Topology.GetUnitAsync(unit))!;
+        Assert.Contains("failed more than", record.Error);
+        Assert.Contains("the stop step always crashes", record.Error);
+        Assert.Equal(MachineAgent.MaxRestarts + 1, _faults.Crashes);
+        await WaitForUpgradeToEndAsync("svc");
+        Assert.Equal(MachineAgent.MaxRestarts + 1, _faults.Crashes);
+
+        _faults.Armed = false;
+        Assert.IsType<Ensemble.Units.UnitProtocol.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("svc", unit, Retry: true)));
+        await WaitForUnitsAsync([unit], u => u.Formula == "local:svc-2" && u.State == UnitStates.Running, "the unit on revision 2");
+    }
+}
