@@ -81,7 +81,7 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
         process.ErrorDataReceived += (_, e) => { if (e.Data is null) errorClosed.TrySetResult(); else log.Write(e.Data); };
         try
         {
-            process.Start();
+            await StartAsync(process, cancellationToken);
         }
         catch (System.ComponentModel.Win32Exception ex)
         {
@@ -116,6 +116,29 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
         var code = timedOut ? -1 : process.ExitCode;
         if (!timedOut) log.Write($"hook {hook} exited with code {code}");
         return new HookResult(hook, Ran: true, ExitCode: code, TimedOut: timedOut);
+    }
+
+    private const int TextFileBusy = 26; // ETXTBSY
+
+    /// <summary>
+    /// Starts the hook. A freshly unpacked hook can be briefly "text file busy": another thread of this
+    /// process forking a hook at that moment gives its child a copy of the unpacker's write handle until
+    /// that child execs. The window is short, so a few quick retries get past it.
+    /// </summary>
+    private static async Task StartAsync(Process process, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                process.Start();
+                return;
+            }
+            catch (System.ComponentModel.Win32Exception ex) when (ex.NativeErrorCode == TextFileBusy && attempt < 20)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(5 * attempt), cancellationToken);
+            }
+        }
     }
 
     /// <summary>Appends timestamped lines; stdout and stderr arrive on different threads.</summary>
