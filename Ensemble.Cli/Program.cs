@@ -1,3 +1,3 @@
 using Ensemble.Cli;
 
-return await DemoCommand.RunAsync(args);
+return await Cli.RunAsync(args);

@@ -26,7 +26,18 @@ public sealed class EnsembleSerializer(ExtendedActorSystem system) : SerializerW
         ["svc.upgrade-ended"] = typeof(ServiceEvents.UpgradeEnded),
         ["saga.unit-flagged"] = typeof(UpgradeSaga.Events.UnitFlagged),
         ["saga.finished"] = typeof(UpgradeSaga.Events.SagaFinished),
-    };
+        ["svc.removed"] = typeof(ServiceEvents.ServiceRemoved),
+    }.Concat(WireMessages()).ToDictionary();
+
+    /// <summary>
+    /// Wire messages: the nested records of our protocol classes, each under "wire.&lt;Protocol&gt;.&lt;Name&gt;".
+    /// The table is built from our own types at start; the wire only ever chooses among them.
+    /// </summary>
+    private static IEnumerable<KeyValuePair<string, Type>> WireMessages() =>
+        new[] { typeof(ServiceProtocol), typeof(EnvironmentProtocol), typeof(Units.UnitProtocol) }
+            .SelectMany(protocol => protocol.GetNestedTypes()
+                .Where(t => t.IsClass && !t.IsAbstract && typeof(IWireMessage).IsAssignableFrom(t))
+                .Select(t => KeyValuePair.Create($"wire.{protocol.Name}.{t.Name}", t)));
 
     private static readonly IReadOnlyDictionary<Type, string> ManifestsByType =
         TypesByManifest.ToDictionary(kv => kv.Value, kv => kv.Key);

@@ -21,6 +21,7 @@ public sealed class ServiceActor : ReceivePersistentActor
     private readonly ControllerContext _context;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<IActorRef> _watchers = [];
+    private readonly Dictionary<string, string> _progress = new();
     private readonly ActorSystem _system = Context.System;
     private ServiceState _state;
 
@@ -65,8 +66,15 @@ public sealed class ServiceActor : ReceivePersistentActor
         });
         Command<Terminated>(t => _watchers.Remove(t.ActorRef));
         Command<UpgradeSaga.Report>(OnSagaReport);
-        Command<UnitUpgradeProgressed>(m => Broadcast(m));
+        Command<UnitUpgradeProgressed>(OnProgress);
         Command<ResumeUpgrade>(_ => OnResume());
+        Command<DestroyService>(OnDestroyService);
+    }
+
+    private void OnProgress(UnitUpgradeProgressed m)
+    {
+        _progress[m.Unit] = m.State;
+        Broadcast(m);
     }
 
     private void Busy()
@@ -86,7 +94,11 @@ public sealed class ServiceActor : ReceivePersistentActor
                 _state = ServiceLogic.Apply(_state, e);
                 if (!ReferenceEquals(e, last)) return;
                 done.ReplyTo.Tell(done.Reply);
-                if (e is UpgradeBegan) LaunchMore();
+                if (e is UpgradeBegan)
+                {
+                    _progress.Clear();
+                    LaunchMore();
+                }
             });
         });
         Command<Status.Failure>(failure =>
@@ -97,7 +109,7 @@ public sealed class ServiceActor : ReceivePersistentActor
         });
         // Saga reports and progress keep flowing while a request is being prepared.
         Command<UpgradeSaga.Report>(OnSagaReport);
-        Command<UnitUpgradeProgressed>(m => Broadcast(m));
+        Command<UnitUpgradeProgressed>(OnProgress);
         CommandAny(_ => Stash.Stash());
     }
 
@@ -222,6 +234,24 @@ public sealed class ServiceActor : ReceivePersistentActor
                 await _system.ActorSelection(agent.Address).Ask<UnitProtocol.UnitRemoved>(new UnitProtocol.RemoveUnit(m.Unit), TimeSpan.FromMinutes(6));
             await _context.Topology.RemoveUnitAsync(m.Unit);
             return new WorkDone([new ServiceEvents.UnitDestroyed(m.Unit)], new ServiceProtocol.UnitDestroyed(_name, m.Unit), replyTo);
+        });
+    }
+
+    private void OnDestroyService(DestroyService m)
+    {
+        if (RejectUnlessDeployed()) return;
+        if (_state.Upgrade is { } run)
+        {
+            Sender.Tell(new CommandRejected(_name, RejectionKind.Conflict, $"an upgrade of '{_name}' to {run.To.Id} is running; wait for it to finish before destroying the service"));
+            return;
+        }
+        RunAsync(async (state, replyTo) =>
+        {
+            foreach (var (unit, machine) in state.Units)
+                if (await _context.Topology.GetAgentAsync(machine) is { } agent)
+                    await _system.ActorSelection(agent.Address).Ask<UnitProtocol.UnitRemoved>(new UnitProtocol.RemoveUnit(unit), TimeSpan.FromMinutes(6));
+            await _context.Topology.DeleteServiceAsync(_name);
+            return new WorkDone([new ServiceRemoved()], new ServiceProtocol.ServiceDestroyed(_name), replyTo);
         });
     }
 
@@ -389,7 +419,8 @@ public sealed class ServiceActor : ReceivePersistentActor
         var run = _state.Upgrade;
         return new UpgradeStatus(_name, run?.To.Id ?? _state.Formula?.Id,
             run is null ? [] : [.. run.Queued], run is null ? [] : [.. run.InFlight], run is null ? [] : [.. run.Succeeded],
-            run?.Failed ?? (IReadOnlyDictionary<string, string>)new Dictionary<string, string>(), run is not null, run?.Halted ?? false);
+            run?.Failed ?? (IReadOnlyDictionary<string, string>)new Dictionary<string, string>(), run is not null, run?.Halted ?? false,
+            run is null ? new Dictionary<string, string>() : new Dictionary<string, string>(_progress));
     }
 
     private void Broadcast(object message)

@@ -7,7 +7,7 @@ namespace Ensemble.Services;
 public static class ServiceProtocol
 {
     /// <summary>A message routed to the coordinator of one service.</summary>
-    public interface IServiceCommand
+    public interface IServiceCommand : IWireMessage
     {
         string Service { get; }
     }
@@ -34,20 +34,25 @@ public static class ServiceProtocol
 
     public sealed record GetUpgradeStatus(string Service) : IServiceCommand;
 
+    /// <summary>Stops every unit of the service (stop hook), removes them and the service.</summary>
+    public sealed record DestroyService(string Service) : IServiceCommand;
+
+    public sealed record ServiceDestroyed(string Service) : IWireMessage;
+
     /// <summary>The sender receives every <see cref="UnitUpgradeProgressed"/> and the final <see cref="UpgradeFinished"/>.</summary>
     public sealed record WatchUpgrade(string Service) : IServiceCommand;
 
     // ---- replies ----
 
-    public sealed record ServiceDeployed(string Service, FormulaId Formula, IReadOnlyList<string> Units);
+    public sealed record ServiceDeployed(string Service, FormulaId Formula, IReadOnlyList<string> Units) : IWireMessage;
 
-    public sealed record UnitsAdded(string Service, IReadOnlyList<string> Units);
+    public sealed record UnitsAdded(string Service, IReadOnlyList<string> Units) : IWireMessage;
 
-    public sealed record UnitDestroyed(string Service, string Unit);
+    public sealed record UnitDestroyed(string Service, string Unit) : IWireMessage;
 
-    public sealed record UpgradeStarted(string Service, FormulaId From, FormulaId To, IReadOnlyList<string> Units, bool RevisionBumped);
+    public sealed record UpgradeStarted(string Service, FormulaId From, FormulaId To, IReadOnlyList<string> Units, bool RevisionBumped) : IWireMessage;
 
-    public sealed record UpgradePlanned(string Service, FormulaId From, FormulaId To, IReadOnlyList<string> Units, bool RevisionBumped);
+    public sealed record UpgradePlanned(string Service, FormulaId From, FormulaId To, IReadOnlyList<string> Units, bool RevisionBumped) : IWireMessage;
 
     public sealed record UpgradeStatus(
         string Service,
@@ -57,11 +62,12 @@ public static class ServiceProtocol
         IReadOnlyList<string> Succeeded,
         IReadOnlyDictionary<string, string> Failed,
         bool Running,
-        bool Halted);
+        bool Halted,
+        IReadOnlyDictionary<string, string>? Progress = null) : IWireMessage;
 
-    public sealed record UnitUpgradeProgressed(string Service, string Unit, string State);
+    public sealed record UnitUpgradeProgressed(string Service, string Unit, string State) : IWireMessage;
 
-    public sealed record UpgradeFinished(string Service, FormulaId To, IReadOnlyList<string> Succeeded, IReadOnlyDictionary<string, string> Failed, IReadOnlyList<string> NotStarted);
+    public sealed record UpgradeFinished(string Service, FormulaId To, IReadOnlyList<string> Succeeded, IReadOnlyDictionary<string, string> Failed, IReadOnlyList<string> NotStarted) : IWireMessage;
 
     /// <summary>Why a request was refused, so a CLI can map it to an exit code.</summary>
     public enum RejectionKind
@@ -75,7 +81,7 @@ public static class ServiceProtocol
     }
 
     /// <summary>A request was refused and nothing changed.</summary>
-    public sealed record CommandRejected(string Service, RejectionKind Kind, string Reason);
+    public sealed record CommandRejected(string Service, RejectionKind Kind, string Reason) : IWireMessage;
 }
 
 /// <summary>Events a service coordinator journals.</summary>
@@ -98,4 +104,6 @@ public static class ServiceEvents
     public sealed record UnitUpgradeFailed(string RunId, string Unit, string Cause) : IServiceEvent;
 
     public sealed record UpgradeEnded(string RunId) : IServiceEvent;
+
+    public sealed record ServiceRemoved : IServiceEvent;
 }

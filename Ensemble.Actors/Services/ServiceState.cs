@@ -64,6 +64,8 @@ public static class ServiceLogic
         UnitUpgradeSucceeded s => WithRun(state, s.RunId, run => run with { InFlight = run.InFlight.Remove(s.Unit), Succeeded = run.Succeeded.Add(s.Unit) }),
         ServiceEvents.UnitUpgradeFailed f => WithRun(state, f.RunId, run => run with { InFlight = run.InFlight.Remove(f.Unit), Failed = run.Failed.SetItem(f.Unit, f.Cause) }),
         UpgradeEnded end => state.Upgrade?.RunId == end.RunId ? state with { Upgrade = null } : state,
+        // Unit numbers are never reused, even by a service deployed again under the same name.
+        ServiceRemoved => ServiceState.Empty(state.Name) with { NextUnitNumber = state.NextUnitNumber },
         _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, null),
     };
 

@@ -28,6 +28,13 @@ public sealed class MachineAgent : ReceiveActor
             Route(m);
         });
         Receive<IUnitMessage>(Route);
+        Receive<Drain>(_ =>
+        {
+            var children = Context.GetChildren().ToList();
+            var timeout = _context.Settings.HookTimeout + TimeSpan.FromSeconds(10);
+            Task.WhenAll(children.Select(c => c.Ask<Drained>(new Drain(), timeout)))
+                .PipeTo(Sender, success: () => new Drained());
+        });
         Receive<Terminated>(OnUnitAgentStopped);
     }
 

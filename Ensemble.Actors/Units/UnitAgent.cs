@@ -23,6 +23,8 @@ public sealed class UnitAgent : ReceiveActor
     private CancellationTokenSource _stepCancellation = new();
     private UnitState _state;
     private long _stepSequence;
+    private bool _stepRunning;
+    private IActorRef? _drainedReplyTo;
 
     public UnitAgent(string unit, AgentContext context)
     {
@@ -37,6 +39,11 @@ public sealed class UnitAgent : ReceiveActor
         Receive<GetUnitStatus>(_ => Sender.Tell(Status()));
         Receive<RemoveUnit>(OnRemove);
         Receive<StepFinished>(OnStepFinished);
+        Receive<Drain>(_ =>
+        {
+            _drainedReplyTo = Sender;
+            if (!_stepRunning) Sender.Tell(new Drained());
+        });
     }
 
     public static Props Props(string unit, AgentContext context) => Akka.Actor.Props.Create(() => new UnitAgent(unit, context));
@@ -155,11 +162,14 @@ public sealed class UnitAgent : ReceiveActor
     {
         var step = UnitLifecycle.StepFor(_state);
         if (step == UnitStep.None) return;
+        // Shutting down: the step is persisted as current and will run when the agent starts again.
+        if (_drainedReplyTo is not null) return;
 
         _context.Faults.At(_unit, step, StepPoint.Before);
         var sequence = ++_stepSequence;
         var state = _state;
         var token = _stepCancellation.Token;
+        _stepRunning = true;
         RunStepAsync(step, state, token).PipeTo(Self,
             success: failure => new StepFinished(_incarnation, sequence, step, failure, null),
             failure: ex => new StepFinished(_incarnation, sequence, step, null, ex));
@@ -168,6 +178,7 @@ public sealed class UnitAgent : ReceiveActor
     private void OnStepFinished(StepFinished m)
     {
         if (m.Incarnation != _incarnation || m.Sequence != _stepSequence) return;
+        _stepRunning = false;
         if (m.Crash is not null)
         {
             if (m.Crash is OperationCanceledException) return;
@@ -177,6 +188,7 @@ public sealed class UnitAgent : ReceiveActor
         _context.Faults.At(_unit, m.Step, StepPoint.After);
         Offer(m.Failure is null ? UnitTrigger.Succeeded : new UnitTrigger.StepFailed(m.Failure));
         if (m.Step == UnitStep.Record && m.Failure is null) CompleteWaiters();
+        if (_drainedReplyTo is not null && !_stepRunning) _drainedReplyTo.Tell(new Drained());
     }
 
     private void CompleteWaiters()

@@ -1,4 +1,5 @@
 using Ensemble.Formulas;
+using Ensemble.Serialization;
 
 namespace Ensemble.Units;
 
@@ -6,7 +7,7 @@ namespace Ensemble.Units;
 public static class UnitProtocol
 {
     /// <summary>A message addressed to one unit.</summary>
-    public interface IUnitMessage
+    public interface IUnitMessage : IWireMessage
     {
         string Unit { get; }
     }
@@ -36,4 +37,9 @@ public static class UnitProtocol
     public sealed record UnitRemoved(string Unit) : IUnitMessage;
 
     public sealed record UnitCommandRejected(string Unit, string Reason) : IUnitMessage;
+
+    /// <summary>Shutdown: finish the step in flight, begin no other; answered with <see cref="Drained"/>.</summary>
+    public sealed record Drain : IWireMessage;
+
+    public sealed record Drained : IWireMessage;
 }

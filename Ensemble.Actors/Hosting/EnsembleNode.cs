@@ -1,0 +1,176 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Tools.Client;
+using Akka.Cluster.Tools.Singleton;
+using Akka.Configuration;
+using Ensemble.Coordination;
+using Ensemble.Formulas;
+using Ensemble.Hooks;
+using Ensemble.Services;
+using Ensemble.Topology;
+using Ensemble.Units;
+
+namespace Ensemble.Hosting;
+
+/// <summary>What a node is asked to be; the host fills it from HOCON, flags and environment variables.</summary>
+public sealed record NodeOptions(
+    string DataDirectory,
+    string Environment,
+    IReadOnlySet<string> Roles,
+    string Machine,
+    string Hostname = "127.0.0.1",
+    int Port = 0)
+{
+    public const string ControllerRole = "controller";
+    public const string AgentRole = "agent";
+
+    public bool IsController => Roles.Contains(ControllerRole);
+    public bool IsAgent => Roles.Contains(AgentRole);
+
+    /// <summary>The data directory layout (see docs/architecture.md).</summary>
+    public string StoreDirectory => Path.Combine(DataDirectory, "store");
+    public string FormulaStorageDirectory => Path.Combine(DataDirectory, "formula-storage");
+    public string JournalPath => Path.Combine(DataDirectory, "journal.db");
+    public string MachineDirectory => Path.Combine(DataDirectory, "machines", Machine);
+}
+
+/// <summary>
+/// An Akka.Cluster node of an environment: the controller role (the service manager as a cluster
+/// singleton, reachable by ClusterClient at /user/services) and/or the agent role (the machine agent of
+/// this machine), over the embedded store in the data directory.
+/// </summary>
+public sealed class EnsembleNode : IAsyncDisposable
+{
+    public const string SystemName = "ensemble";
+    public const string ServicesPath = "/user/" + ServiceManager.ActorName;
+
+    private readonly EmbeddedCoordinationServer _server;
+    private readonly List<ICoordinationStore> _sessions = [];
+
+    private EnsembleNode(ActorSystem system, NodeOptions options, EmbeddedCoordinationServer server)
+    {
+        System = system;
+        Options = options;
+        _server = server;
+    }
+
+    public ActorSystem System { get; }
+    public NodeOptions Options { get; }
+    public IActorRef? MachineAgent { get; private set; }
+
+    /// <summary>This node's address, as clients put it in their contact points.</summary>
+    public Address Address => Cluster.Get(System).SelfAddress;
+
+    /// <summary>The receptionist path a ClusterClient uses as its initial contact.</summary>
+    public string ContactPoint => $"{Address}/system/receptionist";
+
+    /// <summary>Completes when the node has shut down (CoordinatedShutdown ran to the end).</summary>
+    public Task WhenTerminated => System.WhenTerminated;
+
+    /// <summary>The cluster and remoting configuration of a node, over the given node configuration.</summary>
+    public static Config ConfigFor(NodeOptions options, Config? nodeConfig = null)
+    {
+        var roles = string.Join(", ", options.Roles.Select(r => $"\"{r}\""));
+        var generated = ConfigurationFactory.ParseString($$"""
+            akka.actor.provider = cluster
+            akka.remote.dot-netty.tcp.hostname = "{{options.Hostname}}"
+            akka.remote.dot-netty.tcp.port = {{options.Port}}
+            akka.cluster.roles = [{{roles}}]
+            akka.extensions = ["Akka.Cluster.Tools.Client.ClusterClientReceptionistExtensionProvider, Akka.Cluster.Tools"]
+            """);
+        return generated.WithFallback(EnsembleConfig.ForSqliteJournal(options.JournalPath, nodeConfig));
+    }
+
+    public static async Task<EnsembleNode> StartAsync(NodeOptions options, Config? nodeConfig = null)
+    {
+        Directory.CreateDirectory(options.DataDirectory);
+        var server = EmbeddedCoordinationServer.Open(options.StoreDirectory);
+        var config = ConfigFor(options, nodeConfig);
+        var system = ActorSystem.Create(SystemName, config);
+        var node = new EnsembleNode(system, options, server);
+        try
+        {
+            await node.StartRolesAsync(config);
+        }
+        catch
+        {
+            await node.DisposeAsync();
+            throw;
+        }
+        return node;
+    }
+
+    private async Task StartRolesAsync(Config config)
+    {
+        var cluster = Cluster.Get(System);
+        var up = new TaskCompletionSource();
+        cluster.RegisterOnMemberUp(() => up.TrySetResult());
+        await cluster.JoinAsync(cluster.SelfAddress);
+        await up.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var root = config.GetString("ensemble.root", TopologyStore.DefaultRoot);
+        var storage = new FileFormulaStorage(Options.FormulaStorageDirectory);
+
+        if (Options.IsAgent)
+        {
+            var session = Open();
+            var settings = EnsembleConfig.AgentSettings(config);
+            var context = new AgentContext(Options.Machine, Options.MachineDirectory, new TopologyStore(session, root),
+                new FormulaCache(storage, Path.Combine(Options.MachineDirectory, "formula-cache")),
+                new ProcessHookRunner(settings.HookTimeout), settings, IUnitFaults.None);
+            MachineAgent = await EnsembleWiring.StartAgentAsync(System, context);
+            var agent = MachineAgent;
+            // A normal stop lets every unit finish the step it is in and begin no other.
+            CoordinatedShutdown.Get(System).AddTask(CoordinatedShutdown.PhaseBeforeServiceUnbind, "drain-units", async () =>
+            {
+                try { await agent.Ask<UnitProtocol.Drained>(new UnitProtocol.Drain(), settings.HookTimeout + TimeSpan.FromSeconds(15)); }
+                catch (Exception) { /* shutdown goes on; the units resume from their state files */ }
+                return Akka.Done.Instance;
+            });
+        }
+
+        if (Options.IsController)
+        {
+            var session = Open();
+            var context = new ControllerContext(new TopologyStore(session, root), storage, EnsembleConfig.ControllerSettings(config));
+            await context.Topology.EnsureLayoutAsync();
+            System.ActorOf(ClusterSingletonManager.Props(
+                ServiceManager.Props(context, Options.Environment), PoisonPill.Instance,
+                ClusterSingletonManagerSettings.Create(System).WithRole(NodeOptions.ControllerRole)), "services-singleton");
+            var proxy = System.ActorOf(ClusterSingletonProxy.Props("/user/services-singleton",
+                ClusterSingletonProxySettings.Create(System).WithRole(NodeOptions.ControllerRole)), ServiceManager.ActorName);
+            ClusterClientReceptionist.Get(System).RegisterService(proxy);
+        }
+
+        _ = System.WhenTerminated.ContinueWith(_ => CloseStore(), TaskScheduler.Default);
+    }
+
+    private ICoordinationStore Open()
+    {
+        var session = _server.Connect();
+        _sessions.Add(session);
+        return session;
+    }
+
+    private readonly Lock _closing = new();
+    private bool _closed;
+
+    private void CloseStore()
+    {
+        lock (_closing)
+        {
+            if (_closed) return;
+            _closed = true;
+            foreach (var session in _sessions) session.DisposeAsync().AsTask().Wait();
+            _server.Dispose();
+        }
+    }
+
+    /// <summary>Runs CoordinatedShutdown (units drain first) and waits for the system to end.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
+        await System.WhenTerminated;
+        CloseStore();
+    }
+}

@@ -1,0 +1,63 @@
+using System.Text.Json;
+
+namespace Ensemble.Cli;
+
+/// <summary>What the CLI remembers of one environment: where to reach it and which process runs it.</summary>
+public sealed record EnvironmentRecord(string Name, string Contact, int Pid, string DataDirectory, string Log);
+
+/// <summary>
+/// ENSEMBLE_HOME (default ~/.ensemble): environments/&lt;name&gt;/ holds environment.json, the node's data
+/// directory and its log; `current` names the environment commands use when none is given.
+/// </summary>
+public sealed class EnvironmentHome(string root)
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    public static EnvironmentHome FromEnvironment() => new(
+        System.Environment.GetEnvironmentVariable("ENSEMBLE_HOME") is { Length: > 0 } home
+            ? home
+            : Path.Combine(System.Environment.GetFolderPath(System.Environment.SpecialFolder.UserProfile), ".ensemble"));
+
+    public string Root { get; } = Path.GetFullPath(root);
+
+    public string EnvironmentDirectory(string name) => Path.Combine(Root, "environments", name);
+
+    private string RecordPath(string name) => Path.Combine(EnvironmentDirectory(name), "environment.json");
+
+    private string CurrentPath => Path.Combine(Root, "current");
+
+    /// <summary>The environment a command means: the one given, else ENSEMBLE_ENVIRONMENT, else the current one.</summary>
+    public string Resolve(string? given)
+    {
+        if (!string.IsNullOrEmpty(given)) return given;
+        if (System.Environment.GetEnvironmentVariable("ENSEMBLE_ENVIRONMENT") is { Length: > 0 } fromVariable) return fromVariable;
+        return File.Exists(CurrentPath) ? File.ReadAllText(CurrentPath).Trim() : "local";
+    }
+
+    public EnvironmentRecord? Find(string name) =>
+        File.Exists(RecordPath(name)) ? JsonSerializer.Deserialize<EnvironmentRecord>(File.ReadAllText(RecordPath(name)), Json) : null;
+
+    /// <summary>The environment, or a clear refusal when it was never bootstrapped.</summary>
+    public EnvironmentRecord Require(string name) => Find(name)
+        ?? throw new CliException(ExitCodes.Unavailable, $"environment '{name}' is not bootstrapped; run 'ensemble bootstrap --local --name {name}' first.");
+
+    public void Save(EnvironmentRecord record)
+    {
+        Directory.CreateDirectory(EnvironmentDirectory(record.Name));
+        var temp = RecordPath(record.Name) + ".tmp";
+        File.WriteAllText(temp, JsonSerializer.Serialize(record, Json));
+        File.Move(temp, RecordPath(record.Name), overwrite: true);
+        File.WriteAllText(CurrentPath, record.Name);
+    }
+
+    public void Remove(string name)
+    {
+        if (Directory.Exists(EnvironmentDirectory(name))) Directory.Delete(EnvironmentDirectory(name), recursive: true);
+        if (File.Exists(CurrentPath) && File.ReadAllText(CurrentPath).Trim() == name) File.Delete(CurrentPath);
+    }
+
+    public IEnumerable<string> Names() =>
+        Directory.Exists(Path.Combine(Root, "environments"))
+            ? Directory.GetDirectories(Path.Combine(Root, "environments")).Select(Path.GetFileName).OfType<string>().Order()
+            : [];
+}
