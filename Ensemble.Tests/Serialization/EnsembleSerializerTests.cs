@@ -36,6 +36,7 @@ public sealed class EnsembleSerializerTests : IAsyncLifetime
         { "svc.unit-upgrade-succeeded", new ServiceEvents.UnitUpgradeSucceeded("run-7", "wordpress/0") },
         { "svc.unit-upgrade-failed", new ServiceEvents.UnitUpgradeFailed("run-7", "wordpress/2", "upgrade_error: \"quoted\" cause\nsecond line ✓") },
         { "svc.upgrade-ended", new ServiceEvents.UpgradeEnded("run-7") },
+        { "svc.removed", new ServiceEvents.ServiceRemoved() },
         { "saga.unit-flagged", new UpgradeSaga.Events.UnitFlagged("wordpress/0") },
         { "saga.finished", new UpgradeSaga.Events.SagaFinished("wordpress/0", true, null) },
         { "saga.finished", new UpgradeSaga.Events.SagaFinished("wordpress/2", false, "no outcome within 00:30:00") },
@@ -131,7 +132,7 @@ public sealed class EnsembleSerializerTests : IAsyncLifetime
     {
         var serializer = new EnsembleSerializer((ExtendedActorSystem)system);
         Assert.Throws<ArgumentException>(() => serializer.Manifest(new FileInfo("/etc/passwd")));
-        Assert.Throws<ArgumentException>(() => serializer.Manifest(new ServiceProtocol.GetUpgradeStatus("wordpress")));
+        Assert.Throws<ArgumentException>(() => serializer.Manifest(Ensemble.Units.UnitState.New("wordpress/0")));
     }
 
     [Fact]
@@ -140,5 +141,46 @@ public sealed class EnsembleSerializerTests : IAsyncLifetime
         var serializer = SerializerFor(new ServiceEvents.UnitPlaced("wordpress/3", "machine-1"));
         var json = Encoding.UTF8.GetString(serializer.ToBinary(new ServiceEvents.UnitPlaced("wordpress/3", "machine-1")));
         Assert.Equal("""{"unit":"wordpress/3","machine":"machine-1"}""", json);
+    }
+}
+
+public sealed class WireMessageSerializationTests : Akka.TestKit.Xunit2.TestKit
+{
+    public WireMessageSerializationTests() : base(Ensemble.Hosting.EnsembleConfig.Defaults) { }
+
+    public static TheoryData<object> WireMessages() => new()
+    {
+        new ServiceProtocol.UpgradeFormula("web", "/repo", 3, ["web/0", "web/2"], 2, DryRun: true),
+        new ServiceProtocol.CommandRejected("web", ServiceProtocol.RejectionKind.NoNewerRevision, "no newer revision"),
+        new ServiceProtocol.UpgradeStarted("web", new Ensemble.Formulas.FormulaId("web", 1), new Ensemble.Formulas.FormulaId("web", 2), ["web/0"], true),
+        new EnvironmentProtocol.Ping(),
+        new Ensemble.Units.UnitProtocol.UnitResolved("web/0", "upgrading"),
+    };
+
+    [Theory]
+    [MemberData(nameof(WireMessages))]
+    public void Wire_messages_go_through_our_serializer_and_round_trip(object message)
+    {
+        var serializer = Sys.Serialization.FindSerializerFor(message);
+        Assert.IsType<EnsembleSerializer>(serializer);
+        var manifest = ((EnsembleSerializer)serializer).Manifest(message);
+        Assert.StartsWith("wire.", manifest);
+        var back = ((EnsembleSerializer)serializer).FromBinary(serializer.ToBinary(message), manifest);
+        Assert.Equal(System.Text.Json.JsonSerializer.Serialize(message, message.GetType()), System.Text.Json.JsonSerializer.Serialize(back, back.GetType()));
+    }
+
+    [Fact]
+    public void The_status_document_round_trips()
+    {
+        var status = new EnvironmentProtocol.Status(new Dictionary<string, EnvironmentProtocol.ServiceStatus>
+        {
+            ["web"] = new("local:web-2", new Dictionary<string, EnvironmentProtocol.UnitStatus>
+            {
+                ["web/0"] = new("local:web-2", "upgrade_error", true, "machine-0", "hook 'upgrade-formula' exited with code 3", "upgrade_error"),
+            }, false),
+        });
+        var serializer = (EnsembleSerializer)Sys.Serialization.FindSerializerFor(status);
+        var back = (EnvironmentProtocol.Status)serializer.FromBinary(serializer.ToBinary(status), serializer.Manifest(status));
+        Assert.Equal(status.Services["web"].Units["web/0"], back.Services["web"].Units["web/0"]);
     }
 }
