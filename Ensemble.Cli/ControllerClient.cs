@@ -35,7 +35,7 @@ public sealed class ControllerClient : IAsyncDisposable
         _client = _system.ActorOf(ClusterClient.Props(settings), "client");
     }
 
-    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(15);
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>Sends a request to the controller's service manager and waits for its answer.</summary>
     public async Task<object> AskAsync(object message, TimeSpan? timeout = null)
