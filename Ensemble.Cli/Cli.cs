@@ -23,9 +23,9 @@ public static class Cli
         ["destroy-environment"] = new("destroy-environment [ENV]",
             "Stop the environment's node (units finish the step they are in) and remove its files; no process is left behind.",
             [], [], DestroyEnvironmentAsync),
-        ["deploy"] = new("deploy [--repository DIR] [-n N] <formula> [<service>]",
-            "Deploy the latest revision of <formula> from the local repository DIR (default: the current directory) as <service> (default: the formula's name) with N units (default 1).",
-            ["--repository", "-n", "--num-units", "-e"], [], DeployAsync),
+        ["deploy"] = new("deploy [--repository DIR] [-n N] [--wait] <formula> [<service>]",
+            "Deploy the latest revision of <formula> from the local repository DIR (default: the current directory) as <service> (default: the formula's name) with N units (default 1). --wait returns when every unit runs (exit 0) or one failed (exit 1).",
+            ["--repository", "-n", "--num-units", "-e"], ["--wait"], DeployAsync),
         ["add-unit"] = new("add-unit [-n N] <service>", "Add N units (default 1) to <service>.",
             ["-n", "--num-units", "-e"], [], AddUnitAsync),
         ["remove-unit"] = new("remove-unit <unit>", "Stop <unit> (its stop hook runs) and remove it with its files.",
@@ -183,7 +183,7 @@ public static class Cli
             var reply = await client.AskAsync(new DeployService(service, formula, repository, units), TimeSpan.FromSeconds(60));
             if (reply is not ServiceProtocol.ServiceDeployed deployed) return Rejected(reply);
             Console.WriteLine($"deployed {deployed.Formula} as service '{deployed.Service}' with units {string.Join(", ", deployed.Units)}");
-            return ExitCodes.Ok;
+            return args.Has("--wait") ? await WaitForUnitsAsync(client, deployed.Service, deployed.Units) : ExitCodes.Ok;
         });
     }
 
@@ -294,6 +294,31 @@ public static class Cli
             if (File.Exists(log)) Console.Write(await File.ReadAllTextAsync(log));
             return ExitCodes.Ok;
         });
+    }
+
+    /// <summary>Waits until every unit runs or one lands in an error state, printing each change.</summary>
+    private static async Task<int> WaitForUnitsAsync(ControllerClient client, string service, IReadOnlyList<string> units)
+    {
+        var last = new Dictionary<string, string>();
+        while (true)
+        {
+            var status = await client.StatusAsync();
+            var current = status.Services.GetValueOrDefault(service)?.Units ?? new Dictionary<string, EnvironmentProtocol.UnitStatus>();
+            foreach (var unit in units)
+            {
+                var state = current.GetValueOrDefault(unit) is { } s ? s.Error is null ? s.State : $"{s.State}: {s.Error}" : "removed";
+                if (last.GetValueOrDefault(unit) != state) Console.WriteLine($"  {unit,-16} {state}");
+                last[unit] = state;
+            }
+            var failed = units.Where(u => current.GetValueOrDefault(u) is not { } s || s.State.EndsWith("_error", StringComparison.Ordinal)).ToList();
+            if (failed.Count > 0)
+            {
+                Console.WriteLine($"{string.Join(", ", failed)} failed; see 'ensemble log <unit>', then 'ensemble resolved --retry <unit>'");
+                return ExitCodes.Failed;
+            }
+            if (units.All(u => current[u].State == UnitStates.Running)) return ExitCodes.Ok;
+            await Task.Delay(TimeSpan.FromMilliseconds(200));
+        }
     }
 
     // ---- helpers ----

@@ -53,6 +53,7 @@ public static class UpgradeProgress
         { Error: { } error } => $"{unit.State}: {error}",
         { Upgrading: true } => $"upgrading to {target}: {unit.Progress ?? "queued"}",
         _ when unit.Formula == target && unit.State == "running" => $"running {target}",
+        _ when unit.Formula != target => $"waiting to upgrade ({unit.State} {unit.Formula})",
         _ => $"{unit.State} {unit.Formula}",
     };
 }

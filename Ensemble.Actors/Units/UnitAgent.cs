@@ -65,6 +65,10 @@ public sealed class UnitAgent : ReceiveActor
         var decision = UnitLifecycle.Decide(_state, new UnitTrigger.Upgrade(m.Formula));
         switch (decision)
         {
+            case UnitDecision.Rejected when !_state.IsError && _state.Operation == UnitOperation.Deploy:
+                // Still being deployed: the requester keeps asking and the upgrade begins once the unit runs.
+                Sender.Tell(new UnitProgressed(_unit, UnitLifecycle.StateName(_state.Phase), _state.Target));
+                return;
             case UnitDecision.Rejected r:
                 Sender.Tell(_state.IsError && _state.Target?.Sha256 == m.Formula.Sha256
                     ? new UnitUpgradeFailed(_unit, UnitLifecycle.StateName(_state.Phase), _state.Error ?? r.Reason)

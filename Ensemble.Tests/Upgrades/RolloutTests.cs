@@ -39,6 +39,22 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
     }
 
     [Fact]
+    public async Task An_upgrade_asked_for_while_units_are_still_deploying_waits_for_them()
+    {
+        TestFormulas.Write(Repository, "web", 1);
+        File.WriteAllText(Path.Combine(Control, "hold-install"), "");
+        var deployed = Assert.IsType<ServiceDeployed>(await Env.AskAsync<object>(new DeployService("web", "web", Repository, 2)));
+        TestFormulas.Write(Repository, "web", 2);
+        Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("web")));
+        File.Delete(Path.Combine(Control, "hold-install"));
+
+        await WaitForUnitsAsync(deployed.Units, u => u.Formula == "local:web-2" && u.State == UnitStates.Running, "all units on revision 2");
+        await WaitForUpgradeToEndAsync("web");
+        var status = await Env.AskAsync<UpgradeStatus>(new GetUpgradeStatus("web"));
+        Assert.False(status.Running);
+    }
+
+    [Fact]
     public async Task A_chosen_subset_upgrades_alone_and_a_later_upgrade_catches_up_the_rest()
     {
         TestFormulas.Write(Repository, "web", 1);
@@ -131,6 +147,7 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
         await WaitForUnitsAsync([unit], u => u.Formula == "local:web-2" && u.State == UnitStates.Running, "the unit on revision 2");
         Assert.Contains("edited", TestFormulas.HookTrace(await DataDirAsync(unit)));
         Assert.Contains("revision: 1", File.ReadAllText(Path.Combine(dir, "metadata.yaml")));
+        await WaitForUpgradeToEndAsync("web");
 
         var again = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new UpgradeFormula("web")));
         Assert.Equal(RejectionKind.NoNewerRevision, again.Kind);
