@@ -168,8 +168,16 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
         try { await store.CreateAsync(AgentPath(agent.Machine), Encode(agent), CreateMode.Ephemeral); }
         catch (NodeExistsException)
         {
-            // A previous incarnation of this agent in the same session, or a stale one whose session is still closing.
-            await store.DeleteAsync(AgentPath(agent.Machine));
+            var existing = await store.ExistsAsync(AgentPath(agent.Machine));
+            if (existing?.EphemeralOwner == store.SessionId)
+            {
+                // Our own session, resumed after a restart: the node never went away; just say where we are now.
+                await store.SetDataAsync(AgentPath(agent.Machine), Encode(agent));
+                return;
+            }
+            // A previous incarnation's session that has not expired yet: take the machine over.
+            try { await store.DeleteAsync(AgentPath(agent.Machine)); }
+            catch (NoNodeException) { }
             await store.CreateAsync(AgentPath(agent.Machine), Encode(agent), CreateMode.Ephemeral);
         }
     }
