@@ -61,7 +61,13 @@ public static class ZooKeeperJava
         }
     }
 
-    internal static Process Launch(string mainClass, string configPath, string logPath)
+    /// <summary>JVM options for test servers: small heap and C1-only JIT, for a fast start on small machines.</summary>
+    public static IReadOnlyList<string> FastStartJvmOptions { get; } = ["-Xmx192m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"];
+
+    /// <summary>JVM options for benchmarks: full JIT.</summary>
+    public static IReadOnlyList<string> ThroughputJvmOptions { get; } = ["-Xmx512m", "-XX:+UseParallelGC", "-Dzookeeper.nio.numWorkerThreads=0", "-Dzookeeper.digest.enabled=false"];
+
+    internal static Process Launch(string mainClass, string configPath, string logPath, IReadOnlyList<string>? jvmOptions = null)
     {
         var java = RequireJava();
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
@@ -70,8 +76,8 @@ public static class ZooKeeperJava
         psi.ArgumentList.Add("exec \"$@\" >>\"$ZK_TEST_LOG\" 2>&1");
         psi.ArgumentList.Add("sh");
         psi.ArgumentList.Add(java);
-        foreach (var arg in new[] { "-Xmx192m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
-                     "-Dzookeeper.admin.enableServer=false", "-Dzookeeper.jmx.log4j.disable=true", "-cp", ClassPath, mainClass, configPath })
+        foreach (var arg in (jvmOptions ?? FastStartJvmOptions).Concat(["-Dzookeeper.admin.enableServer=false",
+                     "-Dzookeeper.jmx.log4j.disable=true", "-cp", ClassPath, mainClass, configPath]))
             psi.ArgumentList.Add(arg);
         psi.Environment["ZK_TEST_LOG"] = logPath;
         psi.Environment.Remove("JVMFLAGS");
@@ -116,11 +122,16 @@ public static class ZooKeeperJava
 public class LocalZooKeeperServer : IDisposable
 {
     private readonly Lock _lock = new();
+    private readonly IReadOnlyList<string>? _jvmOptions;
     private Process? _process;
 
-    public LocalZooKeeperServer(int tickTime = 500, bool start = true)
+    /// <param name="tickTime">ms; session timeouts are clamped to [2, 20] ticks.</param>
+    /// <param name="start">start now and wait until it serves.</param>
+    /// <param name="jvmOptions">defaults to <see cref="ZooKeeperJava.FastStartJvmOptions"/>.</param>
+    public LocalZooKeeperServer(int tickTime = 500, bool start = true, IReadOnlyList<string>? jvmOptions = null)
     {
         ZooKeeperJava.RequireJava();
+        _jvmOptions = jvmOptions;
         TickTime = tickTime;
         Directory = Path.Combine(Path.GetTempPath(), "zk-test-" + Guid.NewGuid().ToString("N")[..12]);
         DataDir = Path.Combine(Directory, "data");
@@ -166,7 +177,7 @@ public class LocalZooKeeperServer : IDisposable
         {
             if (_process is { HasExited: false }) return;
             _process?.Dispose();
-            _process = process = ZooKeeperJava.Launch("org.apache.zookeeper.server.ZooKeeperServerMain", ConfigPath, LogPath);
+            _process = process = ZooKeeperJava.Launch("org.apache.zookeeper.server.ZooKeeperServerMain", ConfigPath, LogPath, _jvmOptions);
         }
         var deadline = DateTime.UtcNow + StartTimeout;
         while (true)
