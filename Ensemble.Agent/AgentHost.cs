@@ -25,6 +25,8 @@ public static class AgentHost
           --host ADDRESS       address to bind                               (ENSEMBLE_HOST, default 127.0.0.1)
           --port N             port to bind, 0 for a free one                (ENSEMBLE_PORT, default 0)
           --config DIR         directory of the node's HOCON files           (ENSEMBLE_CONFIG, default hocon/ beside the program)
+          --zookeeper SERVERS  host:port[,host:port...] of a ZooKeeper ensemble (ENSEMBLE_ZOOKEEPER, HOCON ensemble.zookeeper.servers;
+                               default: the embedded store in the data directory)
           --ready-file PATH    once the node answers, write its address and contact point there as JSON
         """;
 
@@ -77,7 +79,8 @@ public static class AgentHost
             roles,
             Get("machine", "ENSEMBLE_MACHINE") ?? "machine-0",
             Get("host", "ENSEMBLE_HOST") ?? "127.0.0.1",
-            port);
+            port,
+            Get("zookeeper", "ENSEMBLE_ZOOKEEPER") is { Length: > 0 } zookeeper ? zookeeper : null);
 
         EnsembleNode node;
         try
@@ -141,7 +144,7 @@ public static class AgentHost
             if (arg is "--help" or "-h") { flags["help"] = ""; continue; }
             if (!arg.StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"unexpected argument '{arg}'");
             var name = arg[2..];
-            if (name is not ("data-dir" or "environment" or "roles" or "machine" or "host" or "port" or "config" or "ready-file"))
+            if (name is not ("data-dir" or "environment" or "roles" or "machine" or "host" or "port" or "config" or "ready-file" or "zookeeper"))
                 throw new ArgumentException($"unknown option '{arg}'");
             if (i + 1 >= args.Length) throw new ArgumentException($"option '{arg}' needs a value");
             flags[name] = args[++i];

@@ -17,9 +17,9 @@ public static class Cli
 
     private static readonly Dictionary<string, Verb> Verbs = new()
     {
-        ["bootstrap"] = new("bootstrap --local [--name ENV]",
-            "Start a local environment — one node with the controller and agent roles, the embedded store and a SQLite journal on free loopback ports — in the background, and return when it answers.",
-            ["--name", "-e"], ["--local"], BootstrapAsync),
+        ["bootstrap"] = new("bootstrap --local [--name ENV] [--zookeeper HOST:PORT[,...]]",
+            "Start a local environment — one node with the controller and agent roles, a SQLite journal on free loopback ports, and the embedded store (or the ZooKeeper ensemble given) — in the background, and return when it answers.",
+            ["--name", "-e", "--zookeeper"], ["--local"], BootstrapAsync),
         ["destroy-environment"] = new("destroy-environment [ENV]",
             "Stop the environment's node (units finish the step they are in) and remove its files; no process is left behind.",
             [], [], DestroyEnvironmentAsync),
@@ -107,7 +107,7 @@ public static class Cli
         var dataDirectory = Path.Combine(directory, "data");
         var log = Path.Combine(directory, "agent.log");
         var ready = Path.Combine(directory, "ready.json");
-        var pid = StartAgent(name, dataDirectory, log, ready);
+        var pid = StartAgent(name, dataDirectory, log, ready, args.Value("--zookeeper"));
 
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (!File.Exists(ready))
@@ -134,7 +134,7 @@ public static class Cli
     }
 
     /// <summary>Starts Ensemble.Agent from beside this program as a session of its own, output to its log.</summary>
-    private static int StartAgent(string name, string dataDirectory, string log, string ready)
+    private static int StartAgent(string name, string dataDirectory, string log, string ready, string? zookeeper)
     {
         var agent = Path.Combine(AppContext.BaseDirectory, "Ensemble.Agent.dll");
         if (!File.Exists(agent))
@@ -143,7 +143,8 @@ public static class Cli
         string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
         // setsid: the node outlives this command and the terminal it was typed in.
         var command = $"exec setsid {Quote(dotnet)} {Quote(agent)} --data-dir {Quote(dataDirectory)} --environment {Quote(name)} " +
-                      $"--roles controller,agent --machine machine-0 --port 0 --ready-file {Quote(ready)} >> {Quote(log)} 2>&1 < /dev/null";
+                      $"--roles controller,agent --machine machine-0 --port 0 --ready-file {Quote(ready)} " +
+                      (zookeeper is null ? "" : $"--zookeeper {Quote(zookeeper)} ") + $">> {Quote(log)} 2>&1 < /dev/null";
         var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add(command);

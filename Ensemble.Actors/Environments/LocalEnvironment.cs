@@ -25,6 +25,12 @@ public sealed record LocalEnvironmentOptions
     /// <summary>Fault injection around unit agents' steps (tests only).</summary>
     public IUnitFaults Faults { get; init; } = IUnitFaults.None;
 
+    /// <summary>A ZooKeeper ensemble ("host:port,...") to hold the topology instead of the embedded store.</summary>
+    public string? ZooKeeper { get; init; }
+
+    /// <summary>The topology's root in the store (tests sharing one ZooKeeper server use one each).</summary>
+    public string Root { get; init; } = TopologyStore.DefaultRoot;
+
     /// <summary>Extra actor system configuration when the environment creates its own system.</summary>
     public Config? SystemConfig { get; init; }
 
@@ -90,8 +96,8 @@ public sealed class LocalEnvironment : IAsyncDisposable
 
     private async Task StartNodesAsync()
     {
-        _controllerSession = Server.Connect();
-        Topology = new TopologyStore(_controllerSession);
+        _controllerSession = await ConnectAsync();
+        Topology = new TopologyStore(_controllerSession, Options.Root);
         await Topology.EnsureLayoutAsync();
         for (var i = 0; i < Options.Machines; i++) await StartMachineAsync($"m{i}");
         Services = await EnsembleWiring.StartControllerAsync(System, new ControllerContext(Topology, Storage, Options.Controller));
@@ -100,8 +106,8 @@ public sealed class LocalEnvironment : IAsyncDisposable
     /// <summary>Starts (or starts again) the agent of a machine; its units resume from their state files.</summary>
     public async Task StartMachineAsync(string machine)
     {
-        var session = Server.Connect();
-        var topology = new TopologyStore(session);
+        var session = await ConnectAsync();
+        var topology = new TopologyStore(session, Options.Root);
         var dataDirectory = Path.Combine(Directory, "machines", machine);
         var storage = Options.AgentStorage?.Invoke(Storage) ?? Storage;
         var context = new AgentContext(machine, dataDirectory, topology,
@@ -111,6 +117,17 @@ public sealed class LocalEnvironment : IAsyncDisposable
         _machines[machine] = (context, session, agent);
         await WaitUntilAsync(async () => await Topology.GetAgentAsync(machine) is not null, TimeSpan.FromSeconds(10), $"agent {machine} to register");
     }
+
+    /// <summary>A new store session: on the embedded server, or on the ZooKeeper ensemble when one is given.</summary>
+    public async Task<ICoordinationStore> ConnectAsync() => Options.ZooKeeper is { } servers
+        ? await ZooKeeperCoordinationStore.ConnectAsync(new Ensemble.ZooKeeper.ZooKeeperOptions(servers, TimeSpan.FromSeconds(10)))
+        : Server.Connect();
+
+    /// <summary>The store session a machine's agent uses.</summary>
+    public ICoordinationStore MachineSession(string machine) => _machines[machine].Session;
+
+    /// <summary>The store session the service coordinators use.</summary>
+    public ICoordinationStore ControllerSession => _controllerSession;
 
     /// <summary>Stops a machine's agent where it stands: unit agents stop mid-step (their hooks killed), its session closes.</summary>
     public async Task StopMachineAsync(string machine)

@@ -19,8 +19,12 @@ public sealed record NodeOptions(
     IReadOnlySet<string> Roles,
     string Machine,
     string Hostname = "127.0.0.1",
-    int Port = 0)
+    int Port = 0,
+    string? ZooKeeper = null)
 {
+    /// <summary>Where an agent keeps its ZooKeeper session id and password, to resume it after a restart.</summary>
+    public string ZooKeeperSessionFile => Path.Combine(MachineDirectory, "zookeeper-session.json");
+
     public const string ControllerRole = "controller";
     public const string AgentRole = "agent";
 
@@ -44,10 +48,10 @@ public sealed class EnsembleNode : IAsyncDisposable
     public const string SystemName = "ensemble";
     public const string ServicesPath = "/user/" + ServiceManager.ActorName;
 
-    private readonly EmbeddedCoordinationServer _server;
+    private readonly EmbeddedCoordinationServer? _server;
     private readonly List<ICoordinationStore> _sessions = [];
 
-    private EnsembleNode(ActorSystem system, NodeOptions options, EmbeddedCoordinationServer server)
+    private EnsembleNode(ActorSystem system, NodeOptions options, EmbeddedCoordinationServer? server)
     {
         System = system;
         Options = options;
@@ -84,8 +88,10 @@ public sealed class EnsembleNode : IAsyncDisposable
     public static async Task<EnsembleNode> StartAsync(NodeOptions options, Config? nodeConfig = null)
     {
         Directory.CreateDirectory(options.DataDirectory);
-        var server = EmbeddedCoordinationServer.Open(options.StoreDirectory);
         var config = ConfigFor(options, nodeConfig);
+        options = options with { ZooKeeper = options.ZooKeeper ?? NonEmpty(config.GetString("ensemble.zookeeper.servers", "")) };
+        // Without ZooKeeper, the embedded store in the data directory stands in for it (one machine).
+        var server = options.ZooKeeper is null ? EmbeddedCoordinationServer.Open(options.StoreDirectory) : null;
         var system = ActorSystem.Create(SystemName, config);
         var node = new EnsembleNode(system, options, server);
         try
@@ -111,9 +117,10 @@ public sealed class EnsembleNode : IAsyncDisposable
         var root = config.GetString("ensemble.root", TopologyStore.DefaultRoot);
         var storage = new FileFormulaStorage(Options.FormulaStorageDirectory);
 
+        var sessionTimeout = config.GetTimeSpan("ensemble.zookeeper.session-timeout", TimeSpan.FromSeconds(10));
         if (Options.IsAgent)
         {
-            var session = Open();
+            var session = await OpenAsync(sessionTimeout, resumable: true);
             var settings = EnsembleConfig.AgentSettings(config);
             var context = new AgentContext(Options.Machine, Options.MachineDirectory, new TopologyStore(session, root),
                 new FormulaCache(storage, Path.Combine(Options.MachineDirectory, "formula-cache")),
@@ -131,7 +138,7 @@ public sealed class EnsembleNode : IAsyncDisposable
 
         if (Options.IsController)
         {
-            var session = Open();
+            var session = await OpenAsync(sessionTimeout, resumable: false);
             var context = new ControllerContext(new TopologyStore(session, root), storage, EnsembleConfig.ControllerSettings(config));
             await context.Topology.EnsureLayoutAsync();
             System.ActorOf(ClusterSingletonManager.Props(
@@ -145,9 +152,37 @@ public sealed class EnsembleNode : IAsyncDisposable
         _ = System.WhenTerminated.ContinueWith(_ => CloseStore(), TaskScheduler.Default);
     }
 
-    private ICoordinationStore Open()
+    private static string? NonEmpty(string? text) => string.IsNullOrWhiteSpace(text) ? null : text;
+
+    /// <summary>
+    /// A store session. An agent's ZooKeeper session is resumable: its id and password are saved in the
+    /// machine directory, so an agent restarted within the session timeout keeps the session and with it
+    /// its ephemeral presence node (the original design's way to upgrade the agents themselves).
+    /// </summary>
+    private async Task<ICoordinationStore> OpenAsync(TimeSpan sessionTimeout, bool resumable)
     {
-        var session = _server.Connect();
+        ICoordinationStore session;
+        if (_server is not null)
+        {
+            session = _server.Connect();
+        }
+        else
+        {
+            var options = new Ensemble.ZooKeeper.ZooKeeperOptions(Options.ZooKeeper!, sessionTimeout);
+            var saved = resumable ? ZooKeeperSessionFile.Load(Options.ZooKeeperSessionFile) : null;
+            ZooKeeperCoordinationStore store;
+            try
+            {
+                store = await ZooKeeperCoordinationStore.ConnectAsync(saved is null ? options
+                    : options with { SessionId = saved.SessionId, SessionPassword = saved.Password });
+            }
+            catch (Ensemble.ZooKeeper.SessionExpiredException)
+            {
+                store = await ZooKeeperCoordinationStore.ConnectAsync(options);
+            }
+            if (resumable) ZooKeeperSessionFile.Save(Options.ZooKeeperSessionFile, new(store.Client.SessionId, store.Client.SessionPassword));
+            session = store;
+        }
         _sessions.Add(session);
         return session;
     }
@@ -162,7 +197,7 @@ public sealed class EnsembleNode : IAsyncDisposable
             if (_closed) return;
             _closed = true;
             foreach (var session in _sessions) session.DisposeAsync().AsTask().Wait();
-            _server.Dispose();
+            _server?.Dispose();
         }
     }
 
@@ -172,5 +207,24 @@ public sealed class EnsembleNode : IAsyncDisposable
         await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
         await System.WhenTerminated;
         CloseStore();
+    }
+}
+
+/// <summary>A saved ZooKeeper session (id and password), so a restarted agent can resume it.</summary>
+public sealed record ZooKeeperSessionFile(long SessionId, byte[] Password)
+{
+    public static ZooKeeperSessionFile? Load(string path)
+    {
+        if (!File.Exists(path)) return null;
+        try { return System.Text.Json.JsonSerializer.Deserialize<ZooKeeperSessionFile>(File.ReadAllText(path)); }
+        catch (System.Text.Json.JsonException) { return null; }
+    }
+
+    public static void Save(string path, ZooKeeperSessionFile session)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var temp = path + ".tmp";
+        File.WriteAllText(temp, System.Text.Json.JsonSerializer.Serialize(session));
+        File.Move(temp, path, overwrite: true);
     }
 }
