@@ -25,6 +25,7 @@ public static class AgentHost
           --host ADDRESS       address to bind                               (ENSEMBLE_HOST, default 127.0.0.1)
           --port N             port to bind, 0 for a free one                (ENSEMBLE_PORT, default 0)
           --config DIR         directory of the node's HOCON files           (ENSEMBLE_CONFIG, default hocon/ beside the program)
+          --root PATH          the topology's root in the store               (ENSEMBLE_ROOT, HOCON ensemble.root, default /ensemble)
           --zookeeper SERVERS  host:port[,host:port...] of a ZooKeeper ensemble (ENSEMBLE_ZOOKEEPER, HOCON ensemble.zookeeper.servers;
                                default: the embedded store in the data directory)
           --ready-file PATH    once the node answers, write its address and contact point there as JSON
@@ -85,7 +86,10 @@ public static class AgentHost
         EnsembleNode node;
         try
         {
-            node = await EnsembleNode.StartAsync(options, LoadNodeConfig(configDirectory, roles));
+            var nodeConfig = LoadNodeConfig(configDirectory, roles);
+            if (Get("root", "ENSEMBLE_ROOT") is { Length: > 0 } root)
+                nodeConfig = ConfigurationFactory.ParseString($"ensemble.root = \"{root}\"").WithFallback(nodeConfig);
+            node = await EnsembleNode.StartAsync(options, nodeConfig);
         }
         catch (Exception ex)
         {
@@ -144,7 +148,7 @@ public static class AgentHost
             if (arg is "--help" or "-h") { flags["help"] = ""; continue; }
             if (!arg.StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"unexpected argument '{arg}'");
             var name = arg[2..];
-            if (name is not ("data-dir" or "environment" or "roles" or "machine" or "host" or "port" or "config" or "ready-file" or "zookeeper"))
+            if (name is not ("data-dir" or "environment" or "roles" or "machine" or "host" or "port" or "config" or "ready-file" or "zookeeper" or "root"))
                 throw new ArgumentException($"unknown option '{arg}'");
             if (i + 1 >= args.Length) throw new ArgumentException($"option '{arg}' needs a value");
             flags[name] = args[++i];
