@@ -345,4 +345,35 @@ public sealed class ZooKeeperClientTests(ZooKeeperTestServer server)
         await Assert.ThrowsAsync<ConnectionLossException>(() => ZooKeeperClient.ConnectAsync(options));
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(10));
     }
+
+    [Fact]
+    public async Task A_server_that_never_answers_the_handshake_fails_the_connect_within_the_deadline()
+    {
+        using var blackHole = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        blackHole.Start();
+        var port = ((System.Net.IPEndPoint)blackHole.LocalEndpoint).Port;
+        var options = new ZooKeeperOptions($"127.0.0.1:{port}", TimeSpan.FromSeconds(5)) { ConnectTimeout = TimeSpan.FromSeconds(1) };
+        var started = DateTime.UtcNow;
+        await Assert.ThrowsAsync<ConnectionLossException>(() => ZooKeeperClient.ConnectAsync(options));
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Pings_keep_an_idle_short_session_alive()
+    {
+        var events = new EventRecorder();
+        await using var zk = await Zk.ConnectAsync(server.ConnectionString, events.Watcher, sessionSeconds: 1);
+        Assert.True(zk.NegotiatedTimeout <= TimeSpan.FromSeconds(1));
+        var path = await zk.CreateAsync(Zk.UniqueRoot(), [], Open, CreateMode.Ephemeral);
+        // Stay idle for three session timeouts, checking all along that the connection holds.
+        var idleUntil = DateTime.UtcNow + 3 * zk.NegotiatedTimeout;
+        while (DateTime.UtcNow < idleUntil)
+        {
+            Assert.Equal(ConnectionState.SyncConnected, zk.State);
+            await Task.Delay(50);
+        }
+        Assert.DoesNotContain(events.Events, e => e.State != ConnectionState.SyncConnected);
+        await using var observer = await Zk.ConnectAsync(server.ConnectionString);
+        Assert.Equal(zk.SessionId, (await observer.ExistsAsync(path))!.EphemeralOwner);
+    }
 }
