@@ -321,9 +321,20 @@ public sealed class ZooKeeperClientTests(ZooKeeperTestServer server)
         var watch = new EventRecorder();
         await zk.GetDataAsync(root, watch.Watcher);
 
-        // Another client takes the session over (the server drops zk's connection) and closes it.
-        var thief = await ZooKeeperClient.ConnectAsync(Zk.Options(server.ConnectionString) with { SessionId = zk.SessionId, SessionPassword = zk.SessionPassword });
-        await thief.CloseAsync();
+        // Another client takes the session over (the server drops zk's connection) and closes it. zk may win the
+        // session back by reconnecting before the thief's closeSession goes out, so the thief retries.
+        var stolen = Zk.Options(server.ConnectionString) with { SessionId = zk.SessionId, SessionPassword = zk.SessionPassword };
+        await Zk.UntilAsync(async () =>
+        {
+            if (zk.State == ConnectionState.Expired) return true;
+            try
+            {
+                var thief = await ZooKeeperClient.ConnectAsync(stolen);
+                await thief.CloseAsync();
+            }
+            catch (SessionExpiredException) { /* closed already; zk learns it on its next reconnect */ }
+            return zk.State == ConnectionState.Expired;
+        }, what: "zk expired");
 
         await events.WaitForAsync(e => e.State == ConnectionState.Expired, what: "expired");
         await watch.WaitForAsync(e => e.State == ConnectionState.Expired, what: "watcher told of expiry");
