@@ -321,9 +321,20 @@ public sealed class ZooKeeperClientTests(ZooKeeperTestServer server)
         var watch = new EventRecorder();
         await zk.GetDataAsync(root, watch.Watcher);
 
-        // Another client takes the session over (the server drops zk's connection) and closes it.
-        var thief = await ZooKeeperClient.ConnectAsync(Zk.Options(server.ConnectionString) with { SessionId = zk.SessionId, SessionPassword = zk.SessionPassword });
-        await thief.CloseAsync();
+        // Another client takes the session over (the server drops zk's connection) and closes it. zk may win the
+        // session back by reconnecting before the thief's closeSession goes out, so the thief retries.
+        var stolen = Zk.Options(server.ConnectionString) with { SessionId = zk.SessionId, SessionPassword = zk.SessionPassword };
+        await Zk.UntilAsync(async () =>
+        {
+            if (zk.State == ConnectionState.Expired) return true;
+            try
+            {
+                var thief = await ZooKeeperClient.ConnectAsync(stolen);
+                await thief.CloseAsync();
+            }
+            catch (SessionExpiredException) { /* closed already; zk learns it on its next reconnect */ }
+            return zk.State == ConnectionState.Expired;
+        }, what: "zk expired");
 
         await events.WaitForAsync(e => e.State == ConnectionState.Expired, what: "expired");
         await watch.WaitForAsync(e => e.State == ConnectionState.Expired, what: "watcher told of expiry");
@@ -344,5 +355,36 @@ public sealed class ZooKeeperClientTests(ZooKeeperTestServer server)
         var started = DateTime.UtcNow;
         await Assert.ThrowsAsync<ConnectionLossException>(() => ZooKeeperClient.ConnectAsync(options));
         Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task A_server_that_never_answers_the_handshake_fails_the_connect_within_the_deadline()
+    {
+        using var blackHole = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        blackHole.Start();
+        var port = ((System.Net.IPEndPoint)blackHole.LocalEndpoint).Port;
+        var options = new ZooKeeperOptions($"127.0.0.1:{port}", TimeSpan.FromSeconds(5)) { ConnectTimeout = TimeSpan.FromSeconds(1) };
+        var started = DateTime.UtcNow;
+        await Assert.ThrowsAsync<ConnectionLossException>(() => ZooKeeperClient.ConnectAsync(options));
+        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Pings_keep_an_idle_short_session_alive()
+    {
+        var events = new EventRecorder();
+        await using var zk = await Zk.ConnectAsync(server.ConnectionString, events.Watcher, sessionSeconds: 1);
+        Assert.True(zk.NegotiatedTimeout <= TimeSpan.FromSeconds(1));
+        var path = await zk.CreateAsync(Zk.UniqueRoot(), [], Open, CreateMode.Ephemeral);
+        // Stay idle for three session timeouts, checking all along that the connection holds.
+        var idleUntil = DateTime.UtcNow + 3 * zk.NegotiatedTimeout;
+        while (DateTime.UtcNow < idleUntil)
+        {
+            Assert.Equal(ConnectionState.SyncConnected, zk.State);
+            await Task.Delay(50);
+        }
+        Assert.DoesNotContain(events.Events, e => e.State != ConnectionState.SyncConnected);
+        await using var observer = await Zk.ConnectAsync(server.ConnectionString);
+        Assert.Equal(zk.SessionId, (await observer.ExistsAsync(path))!.EphemeralOwner);
     }
 }

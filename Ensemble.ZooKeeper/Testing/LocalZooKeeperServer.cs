@@ -81,12 +81,42 @@ public static class ZooKeeperJava
             psi.ArgumentList.Add(arg);
         psi.Environment["ZK_TEST_LOG"] = logPath;
         psi.Environment.Remove("JVMFLAGS");
-        return Process.Start(psi) ?? throw new InvalidOperationException("Could not start java.");
+        var process = Process.Start(psi) ?? throw new InvalidOperationException("Could not start java.");
+        lock (Live)
+        {
+            if (!_exitHookInstalled)
+            {
+                _exitHookInstalled = true;
+                AppDomain.CurrentDomain.ProcessExit += (_, _) => KillAllStarted();
+            }
+            Live.Add(process.Id);
+        }
+        return process;
+    }
+
+    private static readonly HashSet<int> Live = [];
+    private static bool _exitHookInstalled;
+
+    /// <summary>Safety net if a test run ends without disposing its servers: kill the JVMs this process started, by PID.</summary>
+    private static void KillAllStarted()
+    {
+        int[] pids;
+        lock (Live) pids = [.. Live];
+        foreach (var pid in pids)
+        {
+            try
+            {
+                using var p = Process.GetProcessById(pid);
+                p.Kill();
+            }
+            catch { /* already gone */ }
+        }
     }
 
     internal static void Kill(Process? process)
     {
         if (process is null) return;
+        lock (Live) Live.Remove(process.Id);
         try
         {
             if (!process.HasExited)
