@@ -65,9 +65,16 @@ public abstract class EnvironmentTest : TestKit, IAsyncLifetime
     protected Task WaitForUnitsAsync(IEnumerable<string> units, Func<UnitRecord, bool> condition, string what, TimeSpan? deadline = null) =>
         LocalEnvironment.WaitUntilAsync(async () =>
         {
-            foreach (var unit in units)
-                if (await Env.Topology.GetUnitAsync(unit) is not { } record || !condition(record)) return false;
-            return true;
+            try
+            {
+                foreach (var unit in units)
+                    if (await Env.Topology.GetUnitAsync(unit) is not { } record || !condition(record)) return false;
+                return true;
+            }
+            catch (Ensemble.Coordination.StoreException ex) when (ex.Code == Ensemble.Coordination.StoreErrorCode.ConnectionLoss)
+            {
+                return false; // the test's own store session is moving to another server; ask again
+            }
         }, deadline ?? Deadline, what);
 
     /// <summary>Waits until the service's upgrade run has finished (the coordinator holds no run any more).</summary>

@@ -167,7 +167,7 @@ public sealed class ZooKeeperInteroperabilityTests(ZooKeeperTestServer server)
         Assert.Equal([1, 2, 3], seen.GetProperty("batch").EnumerateArray().Select(e => e.GetInt32()));
         Assert.Equal("root data", seen.GetProperty("root").GetString());
         Assert.Equal(1, seen.GetProperty("rootVersion").GetInt32());
-        Assert.Equal(["batch", "ours"], seen.GetProperty("children").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(["batch", "ours", "theirs"], seen.GetProperty("children").EnumerateArray().Select(e => e.GetString()));
 
         var (theirs, stat) = await client.GetDataAsync(root + "/theirs");
         Assert.Equal("from kazoo", System.Text.Encoding.UTF8.GetString(theirs));
