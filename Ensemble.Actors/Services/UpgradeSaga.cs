@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Event;
 using Akka.Persistence;
 using Ensemble.Formulas;
 using Ensemble.Serialization;
@@ -54,6 +55,7 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
         Command<Proceed>(_ => OnProceed());
         Command<FlagWritten>(_ => Persist(new Events.UnitFlagged(_unit), _ =>
         {
+            Context.GetLogger().Debug("saga {0}: flag journaled", _unit);
             _flagging = false;
             _flagged = true;
             TellAgent();
@@ -85,6 +87,7 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
 
     private void OnProceed()
     {
+        Context.GetLogger().Debug("saga {0}: recovered (flagged {1}, finished {2})", _unit, _flagged, _finished is not null);
         if (_finished is { } done)
         {
             ReportAndStop(done);

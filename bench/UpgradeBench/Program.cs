@@ -1,0 +1,276 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Configuration;
+using Ensemble.Environments;
+using Ensemble.Formulas;
+using Ensemble.Hooks;
+using Ensemble.Services;
+using Ensemble.Topology;
+using Microsoft.Data.Sqlite;
+using static Ensemble.Services.ServiceProtocol;
+
+// The upgrade pipeline's cost, printed as a table and written to bench/results/latest.json.
+// Usage: dotnet run -c Release --project bench/UpgradeBench [-- --quick]
+var quick = args.Contains("--quick");
+if (args.Length == 3 && args[0] == "--trace")
+{
+    // One run with the actors' log on stdout, to see where the time goes.
+    Bench.Trace = true;
+    var traced = await Bench.UpgradeAsync(Directory.CreateTempSubdirectory("ensemble-bench-trace-").FullName,
+        int.Parse(args[1], CultureInfo.InvariantCulture), args[2] == "all" ? null : int.Parse(args[2], CultureInfo.InvariantCulture));
+    Console.WriteLine(JsonSerializer.Serialize(traced));
+    return;
+}
+var sizes = quick ? new[] { 10, 100 } : new[] { 10, 100, 1000 };
+var idleSizes = quick ? new[] { 10, 1000 } : new[] { 10, 1000, 10000 };
+var results = new List<Dictionary<string, object>>();
+var root = Directory.CreateTempSubdirectory("ensemble-bench-").FullName;
+Console.WriteLine($"ActorEnsemble upgrade benchmark — {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, scratch {root}");
+
+try
+{
+    Console.WriteLine();
+    Console.WriteLine("upgrade throughput (in-process environment, one machine, hooks stop/upgrade-formula/start as shell scripts)");
+    Console.WriteLine($"{"units",6} {"parallel",9} {"wall s",8} {"ms/unit",8} {"bare s",8} {"ratio",6} {"writes/unit",12} {"downloads",10} {"journal/unit",13}");
+    foreach (var n in sizes)
+    {
+        foreach (var parallel in new int?[] { null, 10 })
+        {
+            var row = await Bench.UpgradeAsync(root, n, parallel);
+            results.Add(row);
+            Console.WriteLine($"{n,6} {(parallel?.ToString(CultureInfo.InvariantCulture) ?? "all"),9} {row["wallSeconds"],8:0.00} {row["msPerUnit"],8:0.0} {row["bareSeconds"],8:0.00} {row["ratio"],6:0.00} {row["storeWritesPerUnit"],12:0.00} {row["bundleDownloadsPerNode"],10} {row["journalEventsPerUnit"],13:0.00}");
+        }
+    }
+
+    Console.WriteLine();
+    Console.WriteLine("as a user types it (real ensemble CLI processes against a bootstrapped local environment)");
+    var cli = await Bench.CliAsync(root);
+    results.Add(cli);
+    Console.WriteLine($"  formula author's loop, 3 units (edit hook; upgrade-formula --repository DIR --wait): {cli["authorLoopSeconds"]:0.00} s (median of 3)");
+    Console.WriteLine($"  ensemble status:                                                                 {cli["statusSeconds"]:0.00} s (median of 5)");
+
+    Console.WriteLine();
+    Console.WriteLine("agent memory with idle units (real Ensemble.Agent process, formula without hooks)");
+    foreach (var n in idleSizes)
+    {
+        var row = await Bench.IdleMemoryAsync(root, n);
+        results.Add(row);
+        Console.WriteLine($"  {n,6} units: {row["rssMegabytes"],7:0.0} MB RSS");
+    }
+}
+finally
+{
+    try { Directory.Delete(root, recursive: true); } catch (IOException) { }
+}
+
+var outDir = Path.Combine(Bench.RepositoryRoot, "bench", "results");
+Directory.CreateDirectory(outDir);
+var json = JsonSerializer.Serialize(new { machine = new { cores = Environment.ProcessorCount }, at = DateTime.UtcNow, quick, results },
+    new JsonSerializerOptions { WriteIndented = true });
+File.WriteAllText(Path.Combine(outDir, quick ? "quick.json" : "latest.json"), json);
+Console.WriteLine($"\nwritten to bench/results/{(quick ? "quick.json" : "latest.json")}");
+
+internal static class Bench
+{
+    public static bool Trace { get; set; }
+    private static SqliteConnection? _keepAlive;
+
+    public static string RepositoryRoot
+    {
+        get
+        {
+            var dir = new DirectoryInfo(AppContext.BaseDirectory);
+            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "ActorEnsemble.sln"))) dir = dir.Parent;
+            return dir?.FullName ?? throw new InvalidOperationException("run the benchmark from inside the repository");
+        }
+    }
+
+    /// <summary>A formula whose hooks do next to nothing: the cost measured is spawning them.</summary>
+    private static void WriteFormula(string repository, string name, int revision, bool withHooks = true)
+    {
+        var dir = Path.Combine(repository, name);
+        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        Directory.CreateDirectory(Path.Combine(dir, "hooks"));
+        File.WriteAllText(Path.Combine(dir, "metadata.yaml"), $"name: {name}\nrevision: {revision}\nsummary: benchmark formula\n");
+        File.WriteAllText(Path.Combine(dir, "README"), string.Concat(Enumerable.Repeat("benchmark formula payload\n", 200)));
+        if (!withHooks) return;
+        foreach (var hook in new[] { "install", "start", "stop", "upgrade-formula" })
+        {
+            var path = Path.Combine(dir, "hooks", hook);
+            File.WriteAllText(path, $"#!/bin/sh\necho {hook} $ENSEMBLE_UNIT_NAME {revision}\n");
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    public static async Task<Dictionary<string, object>> UpgradeAsync(string root, int units, int? maxParallel)
+    {
+        var directory = Path.Combine(root, $"upgrade-{units}-{maxParallel?.ToString(CultureInfo.InvariantCulture) ?? "all"}");
+        var repository = Path.Combine(directory, "repository");
+        Directory.CreateDirectory(repository);
+        WriteFormula(repository, "bench", 1);
+        var quiet = ConfigurationFactory.ParseString(Trace ? "akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING" : "akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING");
+        if (Environment.GetEnvironmentVariable("BENCH_MEMORY_JOURNAL") == "1")
+        {
+            var mem = "Data Source=file:benchmem" + Guid.NewGuid().ToString("N") + "?mode=memory&cache=shared";
+            _keepAlive = new SqliteConnection(mem);
+            _keepAlive.Open();
+            quiet = ConfigurationFactory.ParseString($"akka.persistence.journal.sql.connection-string = \"{mem}\"\nakka.persistence.snapshot-store.sql.connection-string = \"{mem}\"").WithFallback(quiet);
+        }
+        await using var env = await LocalEnvironment.StartAsync(new LocalEnvironmentOptions { Directory = Path.Combine(directory, "env"), SystemConfig = quiet });
+
+        await env.AskAsync<ServiceDeployed>(new DeployService("bench", "bench", repository, units), TimeSpan.FromMinutes(5));
+        await LocalEnvironment.WaitUntilAsync(async () =>
+            (await env.Topology.ListUnitsAsync("bench")).All(u => u.State == UnitStates.Running), TimeSpan.FromMinutes(20), "units to run");
+
+        WriteFormula(repository, "bench", 2);
+        var writes = env.Server.WriteCount;
+        var downloads = env.Machine("m0").Cache.Downloads;
+        var journal = _keepAlive is null ? JournalEvents(Path.Combine(directory, "env", "journal.db")) : 0;
+        var inbox = Inbox.Create(env.System);
+        env.Services.Tell(new WatchUpgrade("bench"), inbox.Receiver);
+        var clock = Stopwatch.StartNew();
+        var started = await env.AskAsync<object>(new UpgradeFormula("bench", MaxParallel: maxParallel), TimeSpan.FromMinutes(5));
+        if (started is not UpgradeStarted) throw new InvalidOperationException($"upgrade refused: {started}");
+        UpgradeFinished finished;
+        while (true)
+        {
+            if (await inbox.ReceiveAsync(TimeSpan.FromMinutes(30)) is UpgradeFinished f) { finished = f; break; }
+        }
+        clock.Stop();
+        if (finished.Succeeded.Count != units) throw new InvalidOperationException($"only {finished.Succeeded.Count} of {units} units upgraded");
+
+        var writesPerUnit = (env.Server.WriteCount - writes) / (double)units;
+        var downloadsDone = env.Machine("m0").Cache.Downloads - downloads;
+        var journalPerUnit = _keepAlive is null ? (JournalEvents(Path.Combine(directory, "env", "journal.db")) - journal) / (double)units : -1;
+        var bundle = FormulaPacker.Pack(FormulaLoader.Load(Path.Combine(repository, "bench")));
+        var bare = await BareLimitAsync(Path.Combine(directory, "bare"), bundle, units, maxParallel);
+        return new Dictionary<string, object>
+        {
+            ["kind"] = "upgrade", ["units"] = units, ["maxParallel"] = maxParallel?.ToString(CultureInfo.InvariantCulture) ?? "all",
+            ["wallSeconds"] = clock.Elapsed.TotalSeconds, ["msPerUnit"] = clock.Elapsed.TotalMilliseconds / units,
+            ["bareSeconds"] = bare.TotalSeconds, ["ratio"] = clock.Elapsed.TotalSeconds / bare.TotalSeconds,
+            ["storeWritesPerUnit"] = writesPerUnit, ["bundleDownloadsPerNode"] = downloadsDone, ["journalEventsPerUnit"] = journalPerUnit,
+        };
+    }
+
+    /// <summary>
+    /// The bare limit: for every unit, unpack the same bundle into a fresh directory and run the same three
+    /// hooks with the same runner, at the same parallelism — no actors, no store, no journal, no state files.
+    /// </summary>
+    private static async Task<TimeSpan> BareLimitAsync(string directory, FormulaBundle bundle, int units, int? maxParallel)
+    {
+        Directory.CreateDirectory(directory);
+        var runner = new ProcessHookRunner(ProcessHookRunner.DefaultTimeout);
+        using var gate = new SemaphoreSlim(maxParallel ?? units);
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, units).Select(async i =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                var unitDir = Path.Combine(directory, $"u{i}");
+                var formula = Path.Combine(unitDir, "formula");
+                var data = Path.Combine(unitDir, "data");
+                Directory.CreateDirectory(data);
+                var context = new HookContext($"bare/{i}", "bare", formula, data, 2, Path.Combine(unitDir, "unit.log"), 1);
+                await Task.Run(() => BundleExtractor.Extract(bundle.Bytes, bundle.Sha256, formula));
+                foreach (var hook in new[] { "stop", "upgrade-formula", "start" })
+                {
+                    var result = await runner.RunAsync(hook, context, CancellationToken.None);
+                    if (!result.Succeeded) throw new InvalidOperationException(result.Describe());
+                }
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+        return clock.Elapsed;
+    }
+
+    private static long JournalEvents(string journalPath)
+    {
+        using var connection = new SqliteConnection($"Data Source={journalPath};Mode=ReadOnly");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM journal";
+        return (long)command.ExecuteScalar()!;
+    }
+
+    // ---- the CLI as a user runs it ----
+
+    private static string Cli => Path.Combine(AppContext.BaseDirectory, "ensemble.dll");
+
+    private static async Task<(TimeSpan Elapsed, string Output)> EnsembleAsync(string home, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Cli);
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        start.Environment["ENSEMBLE_HOME"] = home;
+        var clock = Stopwatch.StartNew();
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        clock.Stop();
+        if (process.ExitCode != 0) throw new InvalidOperationException($"ensemble {string.Join(' ', args)} exited {process.ExitCode}: {await stderr}");
+        return (clock.Elapsed, await stdout);
+    }
+
+    public static async Task<Dictionary<string, object>> CliAsync(string root)
+    {
+        var home = Path.Combine(root, "cli-home");
+        var repository = Path.Combine(root, "cli-repository");
+        WriteFormula(repository, "loop", 1);
+        await EnsembleAsync(home, "bootstrap", "--local", "--name", "bench");
+        try
+        {
+            await EnsembleAsync(home, "deploy", "--repository", repository, "-n", "3", "--wait", "loop");
+            var loops = new List<double>();
+            for (var i = 0; i < 3; i++)
+            {
+                File.AppendAllText(Path.Combine(repository, "loop", "hooks", "upgrade-formula"), $"echo edit {i}\n");
+                loops.Add((await EnsembleAsync(home, "upgrade-formula", "--repository", repository, "--wait", "loop")).Elapsed.TotalSeconds);
+            }
+            var statuses = new List<double>();
+            for (var i = 0; i < 5; i++) statuses.Add((await EnsembleAsync(home, "status")).Elapsed.TotalSeconds);
+            return new Dictionary<string, object>
+            {
+                ["kind"] = "cli", ["authorLoopSeconds"] = Median(loops), ["statusSeconds"] = Median(statuses),
+                ["authorLoopRuns"] = loops, ["statusRuns"] = statuses,
+            };
+        }
+        finally
+        {
+            await EnsembleAsync(home, "destroy-environment", "bench");
+        }
+    }
+
+    public static async Task<Dictionary<string, object>> IdleMemoryAsync(string root, int units)
+    {
+        var home = Path.Combine(root, $"idle-home-{units}");
+        var repository = Path.Combine(root, $"idle-repository-{units}");
+        WriteFormula(repository, "idle", 1, withHooks: false);
+        await EnsembleAsync(home, "bootstrap", "--local", "--name", "idle");
+        try
+        {
+            await EnsembleAsync(home, "deploy", "--repository", repository, "-n", units.ToString(CultureInfo.InvariantCulture), "--wait", "idle");
+            using var record = JsonDocument.Parse(File.ReadAllText(Path.Combine(home, "environments", "idle", "environment.json")));
+            var pid = record.RootElement.GetProperty("pid").GetInt32();
+            // Let the runtime settle after the deploy burst, then read the resident set the kernel reports.
+            GC.Collect();
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            var rss = File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+            var kb = long.Parse(rss.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+            return new Dictionary<string, object> { ["kind"] = "idle-memory", ["units"] = units, ["rssMegabytes"] = kb / 1024.0 };
+        }
+        finally
+        {
+            await EnsembleAsync(home, "destroy-environment", "idle");
+        }
+    }
+
+    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+}
