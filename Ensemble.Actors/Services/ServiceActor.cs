@@ -44,7 +44,7 @@ public sealed class ServiceActor : ReceivePersistentActor
         Ready();
     }
 
-    public static Props Props(string name, ControllerContext context) => Akka.Actor.Props.Create(() => new ServiceActor(name, context));
+    public static Props Props(string name, ControllerContext context) => Akka.Actor.Props.Create(typeof(ServiceActor), name, context);
 
     public static string PersistenceIdFor(string service) => $"service-{service}";
 
@@ -64,7 +64,7 @@ public sealed class ServiceActor : ReceivePersistentActor
             Context.Watch(Sender);
             if (_state.Upgrade is null) Sender.Tell(Status());
         });
-        Command<Terminated>(t => _watchers.Remove(t.ActorRef));
+        Command<Terminated>(OnTerminated);
         Command<UpgradeSaga.Report>(OnSagaReport);
         Command<UnitUpgradeProgressed>(OnProgress);
         Command<ResumeUpgrade>(_ => OnResume());
@@ -369,16 +369,31 @@ public sealed class ServiceActor : ReceivePersistentActor
         PersistAll(launches.Select(u => new UnitUpgradeLaunched(run.RunId, u)), e =>
         {
             _state = ServiceLogic.Apply(_state, e);
-            SpawnSaga(run, e.Unit);
+            SpawnSaga(run, e.Unit, fresh: true);
         });
     }
 
-    private void SpawnSaga(UpgradeRun run, string unit)
+    private void SpawnSaga(UpgradeRun run, string unit, bool fresh = false)
     {
         var name = $"upgrade-{run.RunId}-{UnitNames.DirectoryName(unit)}";
         if (!Context.Child(name).IsNobody()) return;
-        Context.ActorOf(UpgradeSaga.Props(run.RunId, unit, _state.Units[unit], run.To, _context), name);
+        Context.Watch(Context.ActorOf(UpgradeSaga.Props(run.RunId, unit, _state.Units[unit], run.To, _context, fresh), name));
     }
+
+    /// <summary>
+    /// A watcher went away, or a saga stopped. A saga stops itself once its report is sent; one that
+    /// failed is stopped by <see cref="SupervisorStrategy"/> and started again here, replaying its journal.
+    /// </summary>
+    private void OnTerminated(Terminated t)
+    {
+        if (_watchers.Remove(t.ActorRef)) return;
+        if (_state.Upgrade is not { } run || !t.ActorRef.Path.Name.StartsWith($"upgrade-{run.RunId}-", StringComparison.Ordinal)) return;
+        var unit = run.InFlight.FirstOrDefault(u => t.ActorRef.Path.Name == $"upgrade-{run.RunId}-{UnitNames.DirectoryName(u)}");
+        if (unit is not null) SpawnSaga(run, unit);
+    }
+
+    /// <summary>A failing saga is stopped, not restarted: its replacement must replay its journal.</summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
 
     private void OnSagaReport(UpgradeSaga.Report report)
     {

@@ -41,7 +41,7 @@ public sealed class ServiceManager : ReceiveActor
     }
 
     public static Props Props(ControllerContext context, string environment = "local") =>
-        Akka.Actor.Props.Create(() => new ServiceManager(context, environment));
+        Akka.Actor.Props.Create(typeof(ServiceManager), context, environment);
 
     protected override void PreStart() =>
         _context.Topology.ListServicesAsync().PipeTo(Self, success: services => new StartCoordinators(services));

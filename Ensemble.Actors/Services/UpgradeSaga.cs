@@ -40,8 +40,9 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
     private Events.SagaFinished? _finished;
     private bool _flagging;
 
-    public UpgradeSaga(string runId, string unit, string machine, FormulaRef target, ControllerContext context)
+    public UpgradeSaga(string runId, string unit, string machine, FormulaRef target, ControllerContext context, bool fresh = false)
     {
+        _fresh = fresh;
         _runId = runId;
         _unit = unit;
         _machine = machine;
@@ -76,8 +77,19 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
         Command<UnitProgressed>(m => Context.Parent.Tell(new ServiceProtocol.UnitUpgradeProgressed(UnitNames.ServiceOf(_unit), _unit, m.State)));
     }
 
-    public static Props Props(string runId, string unit, string machine, FormulaRef target, ControllerContext context) =>
-        Akka.Actor.Props.Create(() => new UpgradeSaga(runId, unit, machine, target, context));
+    // Props by type and arguments: the expression form compiles a delegate per call, one per unit upgrade.
+    public static Props Props(string runId, string unit, string machine, FormulaRef target, ControllerContext context, bool fresh = false) =>
+        Akka.Actor.Props.Create(typeof(UpgradeSaga), runId, unit, machine, target, context, fresh);
+
+    private readonly bool _fresh;
+
+    /// <summary>
+    /// A saga its coordinator has just launched has nothing in its journal (run ids are new), so it skips
+    /// replaying it: with a thousand units launched at once, those replays were most of the launch cost.
+    /// A saga started again after a crash — by a recovering coordinator, or after it failed itself —
+    /// always replays.
+    /// </summary>
+    public override Recovery Recovery => _fresh ? Recovery.None : base.Recovery;
 
     public static string PersistenceIdFor(string runId, string unit) => $"upgrade-{runId}-{UnitNames.DirectoryName(unit)}";
 

@@ -38,7 +38,7 @@ public sealed class MachineAgent : ReceiveActor
         Receive<Terminated>(OnUnitAgentStopped);
     }
 
-    public static Props Props(AgentContext context) => Akka.Actor.Props.Create(() => new MachineAgent(context));
+    public static Props Props(AgentContext context) => Akka.Actor.Props.Create(typeof(MachineAgent), context);
 
     public static string ActorName(string machine) => $"machine-{machine}";
 

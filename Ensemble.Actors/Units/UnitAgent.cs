@@ -46,7 +46,7 @@ public sealed class UnitAgent : ReceiveActor
         });
     }
 
-    public static Props Props(string unit, AgentContext context) => Akka.Actor.Props.Create(() => new UnitAgent(unit, context));
+    public static Props Props(string unit, AgentContext context) => Akka.Actor.Props.Create(typeof(UnitAgent), unit, context);
 
     protected override void PreStart() => BeginStep();
 

@@ -82,7 +82,8 @@ public sealed class ZooKeeperFailoverTests
     {
         using var server = new ZooKeeperTestServer();
         var events = new EventRecorder();
-        await using var zk = await Zk.ConnectAsync(server.ConnectionString, events.Watcher, sessionSeconds: 10);
+        // Long enough for the server's JVM to start again on a loaded 2-core machine before the session expires.
+        await using var zk = await Zk.ConnectAsync(server.ConnectionString, events.Watcher, sessionSeconds: 40);
         var id = zk.SessionId;
         var root = await zk.CreateAsync(Zk.UniqueRoot(), Zk.Bytes("x"), Acl.OpenUnsafe, CreateMode.Ephemeral);
 

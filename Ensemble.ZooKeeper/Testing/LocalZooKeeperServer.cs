@@ -173,6 +173,7 @@ public class LocalZooKeeperServer : IDisposable
             dataDir={DataDir}
             clientPort={Port}
             clientPortAddress=127.0.0.1
+            maxSessionTimeout=60000
             maxClientCnxns=0
             admin.enableServer=false
             4lw.commands.whitelist=ruok,srvr,mntr,stat

@@ -124,10 +124,42 @@ internal static class Bench
         await LocalEnvironment.WaitUntilAsync(async () =>
             (await env.Topology.ListUnitsAsync("bench")).All(u => u.State == UnitStates.Running), TimeSpan.FromMinutes(20), "units to run");
 
+        // A warm-up upgrade, not measured: a controller and its agents are long-running processes, and
+        // what is measured is their steady state, not the JIT compiling the pipeline for the first time.
         WriteFormula(repository, "bench", 2);
+        await UpgradeOnceAsync(env, units, maxParallel);
+
+        WriteFormula(repository, "bench", 3);
         var writes = env.Server.WriteCount;
         var downloads = env.Machine("m0").Cache.Downloads;
         var journal = _keepAlive is null ? JournalEvents(Path.Combine(directory, "env", "journal.db")) : 0;
+        var cpuBefore = CpuTicks();
+        PerfControl("enable");
+        var elapsed = await UpgradeOnceAsync(env, units, maxParallel);
+        PerfControl("disable");
+        var cpuBusy = CpuBusyShare(cpuBefore, CpuTicks());
+
+        var writesPerUnit = (env.Server.WriteCount - writes) / (double)units;
+        var downloadsDone = env.Machine("m0").Cache.Downloads - downloads;
+        var journalPerUnit = _keepAlive is null ? (JournalEvents(Path.Combine(directory, "env", "journal.db")) - journal) / (double)units : -1;
+        var bundle = FormulaPacker.Pack(FormulaLoader.Load(Path.Combine(repository, "bench")));
+        await BareLimitAsync(Path.Combine(directory, "bare-warm-up"), bundle, units, maxParallel);
+        var bareCpuBefore = CpuTicks();
+        var bare = await BareLimitAsync(Path.Combine(directory, "bare"), bundle, units, maxParallel);
+        var bareCpuBusy = CpuBusyShare(bareCpuBefore, CpuTicks());
+        return new Dictionary<string, object>
+        {
+            ["kind"] = "upgrade", ["units"] = units, ["maxParallel"] = maxParallel?.ToString(CultureInfo.InvariantCulture) ?? "all",
+            ["wallSeconds"] = elapsed.TotalSeconds, ["msPerUnit"] = elapsed.TotalMilliseconds / units,
+            ["bareSeconds"] = bare.TotalSeconds, ["ratio"] = elapsed.TotalSeconds / bare.TotalSeconds,
+            ["cpuBusy"] = cpuBusy, ["bareCpuBusy"] = bareCpuBusy,
+            ["storeWritesPerUnit"] = writesPerUnit, ["bundleDownloadsPerNode"] = downloadsDone, ["journalEventsPerUnit"] = journalPerUnit,
+        };
+    }
+
+    /// <summary>One upgrade of the service to the repository's current revision, timed from request to UpgradeFinished.</summary>
+    private static async Task<TimeSpan> UpgradeOnceAsync(LocalEnvironment env, int units, int? maxParallel)
+    {
         var inbox = Inbox.Create(env.System);
         env.Services.Tell(new WatchUpgrade("bench"), inbox.Receiver);
         var clock = Stopwatch.StartNew();
@@ -139,20 +171,12 @@ internal static class Bench
             if (await inbox.ReceiveAsync(TimeSpan.FromMinutes(30)) is UpgradeFinished f) { finished = f; break; }
         }
         clock.Stop();
+        env.System.Stop(inbox.Receiver);
         if (finished.Succeeded.Count != units) throw new InvalidOperationException($"only {finished.Succeeded.Count} of {units} units upgraded");
-
-        var writesPerUnit = (env.Server.WriteCount - writes) / (double)units;
-        var downloadsDone = env.Machine("m0").Cache.Downloads - downloads;
-        var journalPerUnit = _keepAlive is null ? (JournalEvents(Path.Combine(directory, "env", "journal.db")) - journal) / (double)units : -1;
-        var bundle = FormulaPacker.Pack(FormulaLoader.Load(Path.Combine(repository, "bench")));
-        var bare = await BareLimitAsync(Path.Combine(directory, "bare"), bundle, units, maxParallel);
-        return new Dictionary<string, object>
-        {
-            ["kind"] = "upgrade", ["units"] = units, ["maxParallel"] = maxParallel?.ToString(CultureInfo.InvariantCulture) ?? "all",
-            ["wallSeconds"] = clock.Elapsed.TotalSeconds, ["msPerUnit"] = clock.Elapsed.TotalMilliseconds / units,
-            ["bareSeconds"] = bare.TotalSeconds, ["ratio"] = clock.Elapsed.TotalSeconds / bare.TotalSeconds,
-            ["storeWritesPerUnit"] = writesPerUnit, ["bundleDownloadsPerNode"] = downloadsDone, ["journalEventsPerUnit"] = journalPerUnit,
-        };
+        // The coordinator ends the run just after its last report; wait for that before the next request.
+        await LocalEnvironment.WaitUntilAsync(async () =>
+            !(await env.AskAsync<UpgradeStatus>(new GetUpgradeStatus("bench"))).Running, TimeSpan.FromMinutes(1), "the run to end");
+        return clock.Elapsed;
     }
 
     /// <summary>
@@ -189,6 +213,25 @@ internal static class Bench
         }));
         return clock.Elapsed;
     }
+
+    /// <summary>With BENCH_PERF_CONTROL set to perf's control FIFO, profile only the measured upgrade.</summary>
+    private static void PerfControl(string command)
+    {
+        if (Environment.GetEnvironmentVariable("BENCH_PERF_CONTROL") is { Length: > 0 } fifo) File.AppendAllText(fifo, command + "\n");
+    }
+
+    /// <summary>Machine-wide (busy, total) CPU ticks from /proc/stat.</summary>
+    private static (long Busy, long Total) CpuTicks()
+    {
+        var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1)
+            .Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
+        var idle = fields[3] + fields[4];
+        return (fields.Sum() - idle, fields.Sum());
+    }
+
+    /// <summary>How busy all cores were between two readings, 0..1.</summary>
+    private static double CpuBusyShare((long Busy, long Total) before, (long Busy, long Total) after) =>
+        after.Total == before.Total ? 0 : (after.Busy - before.Busy) / (double)(after.Total - before.Total);
 
     private static long JournalEvents(string journalPath)
     {
