@@ -122,9 +122,7 @@ public sealed class EnsembleNode : IAsyncDisposable
         {
             var session = await OpenAsync(sessionTimeout, resumable: true);
             var settings = EnsembleConfig.AgentSettings(config);
-            var context = new AgentContext(Options.Machine, Options.MachineDirectory, new TopologyStore(session, root),
-                new FormulaCache(storage, Path.Combine(Options.MachineDirectory, "formula-cache")),
-                new ProcessHookRunner(settings.HookTimeout), settings, IUnitFaults.None);
+            var context = EnsembleWiring.AgentContextFor(Options.Machine, Options.MachineDirectory, new TopologyStore(session, root), storage, settings);
             MachineAgent = await EnsembleWiring.StartAgentAsync(System, context);
             var agent = MachineAgent;
             // A normal stop lets every unit finish the step it is in and begin no other.

@@ -14,6 +14,13 @@ public static class EnsembleWiring
         return system.ActorOf(ServiceManager.Props(context), name);
     }
 
+    /// <summary>What the unit agents of one machine share: its directory, its formula cache and hook runner.</summary>
+    public static AgentContext AgentContextFor(string machine, string machineDirectory, Topology.TopologyStore topology,
+        Formulas.IFormulaStorage storage, AgentSettings settings, IUnitFaults? faults = null) =>
+        new(machine, machineDirectory, topology,
+            new FormulaCache(storage, Path.Combine(machineDirectory, "formula-cache")),
+            new Hooks.ProcessHookRunner(settings.HookTimeout), settings, faults ?? IUnitFaults.None);
+
     /// <summary>Starts the agent role for one machine; it announces itself and adopts the units placed on it.</summary>
     public static async Task<IActorRef> StartAgentAsync(ActorSystem system, AgentContext context)
     {

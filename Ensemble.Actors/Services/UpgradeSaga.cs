@@ -56,7 +56,7 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
         Command<Proceed>(_ => OnProceed());
         Command<FlagWritten>(_ => Persist(new Events.UnitFlagged(_unit), _ =>
         {
-            Context.GetLogger().Debug("saga {0}: flag journaled", _unit);
+            _log.Debug("saga {0}: flag journaled", _unit);
             _flagging = false;
             _flagged = true;
             TellAgent();
@@ -82,6 +82,7 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
         Akka.Actor.Props.Create(typeof(UpgradeSaga), runId, unit, machine, target, context, fresh);
 
     private readonly bool _fresh;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
 
     /// <summary>
     /// A saga its coordinator has just launched has nothing in its journal (run ids are new), so it skips
@@ -99,7 +100,7 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
 
     private void OnProceed()
     {
-        Context.GetLogger().Debug("saga {0}: recovered (flagged {1}, finished {2})", _unit, _flagged, _finished is not null);
+        _log.Debug("saga {0}: recovered (flagged {1}, finished {2})", _unit, _flagged, _finished is not null);
         if (_finished is { } done)
         {
             ReportAndStop(done);
