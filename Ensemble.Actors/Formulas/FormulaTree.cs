@@ -43,52 +43,51 @@ internal static class FormulaTree
 
     private static bool Collect(string directory, string prefix, int depth, FormulaLimits limits, List<FormulaTreeEntry> entries)
     {
-        List<FileSystemInfo> infos;
+        // Names only: each entry is then looked at by itself, so a failure names the entry rather than its directory.
+        List<string> paths;
         try
         {
-            infos = new DirectoryInfo(directory).EnumerateFileSystemInfos().ToList();
+            paths = Directory.EnumerateFileSystemEntries(directory).ToList();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw RepositoryAccessException.Reading(prefix.Length == 0 ? "formula directory" : "directory", directory, e);
         }
 
-        foreach (var info in infos)
+        foreach (var path in paths)
         {
-            if (info.Name == SkippedDirectory && IsDirectory(info)) continue;
             if (entries.Count > limits.MaxEntries) return false;
-            var relative = prefix + info.Name;
-            var entry = Classify(info, relative);
+            var name = Path.GetFileName(path);
+            var entry = Classify(path, prefix + name);
+            if (name == SkippedDirectory && entry.Kind == FormulaTreeEntryKind.Directory) continue;
             entries.Add(entry);
             // One level past the cap is listed so the check can name it; nothing deeper is walked, a hostile tree may be deeper than the stack.
             if (entry.Kind == FormulaTreeEntryKind.Directory && depth <= limits.MaxPathDepth
-                && !Collect(info.FullName, relative + "/", depth + 1, limits, entries))
+                && !Collect(path, entry.RelativePath + "/", depth + 1, limits, entries))
                 return false;
         }
         return entries.Count <= limits.MaxEntries;
     }
 
-    private static bool IsDirectory(FileSystemInfo info) => info is DirectoryInfo && info.LinkTarget is null;
-
     // A link is never followed: it could point anywhere, or loop. Only regular files are ever opened: a fifo would block.
-    private static FormulaTreeEntry Classify(FileSystemInfo info, string relative)
+    private static FormulaTreeEntry Classify(string path, string relative)
     {
         try
         {
-            var kind = FileKinds.Of(info.FullName) switch
+            var kind = FileKinds.Of(path) switch
             {
                 FileKind.Directory => FormulaTreeEntryKind.Directory,
                 FileKind.Regular => FormulaTreeEntryKind.File,
                 FileKind.Link => FormulaTreeEntryKind.Link,
-                FileKind.Missing => throw new FileNotFoundException($"{info.FullName} disappeared while the formula was read", info.FullName),
+                FileKind.Missing => throw new FileNotFoundException($"{path} disappeared while the formula was read", path),
                 _ => FormulaTreeEntryKind.Special,
             };
-            var length = kind == FormulaTreeEntryKind.File ? new FileInfo(info.FullName).Length : 0;
-            return new FormulaTreeEntry(relative, info.FullName, kind, length);
+            var length = kind == FormulaTreeEntryKind.File ? new FileInfo(path).Length : 0;
+            return new FormulaTreeEntry(relative, path, kind, length);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw RepositoryAccessException.Reading("file", info.FullName, e);
+            throw RepositoryAccessException.Reading("file", path, e);
         }
     }
 

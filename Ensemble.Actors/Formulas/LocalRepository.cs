@@ -81,8 +81,18 @@ public sealed class LocalRepository(string root, FormulaLimits? limits = null)
     }
 
     // File.Exists would answer "no" for a directory it may not look into, and the formula in it would be skipped silently.
-    private static bool IsFormula(string directory) =>
-        FormulaLoader.KindOf(Path.Combine(directory, FormulaLoader.MetadataFile)) != FileKind.Missing;
+    // Looking up a name fails for want of search permission on the directory, never for the file's own bits: name the directory.
+    private static bool IsFormula(string directory)
+    {
+        try
+        {
+            return FileKinds.Of(Path.Combine(directory, FormulaLoader.MetadataFile)) != FileKind.Missing;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw RepositoryAccessException.Reading("directory", directory, e);
+        }
+    }
 
     private List<string> Sorted(string directory, ref int examined)
     {
