@@ -135,14 +135,18 @@ internal static class FormulaTree
                 yield return FileTooLarge(path, entry.Length, limits);
                 break;
         }
-        foreach (var problem in PathProblems(path, limits)) yield return problem;
+        foreach (var problem in PathProblems(path, limits, entry.Kind == FormulaTreeEntryKind.Directory)) yield return problem;
     }
 
     internal static FormulaProblem FileTooLarge(string path, long length, FormulaLimits limits) =>
         new(path, "size", $"{FormulaLimits.Size(length, limits.MaxFileBytes)} is over the {FormulaLimits.Size(limits.MaxFileBytes)} limit for one file in a formula; keep large files out of the formula and have a hook fetch them");
 
-    /// <summary>The name rules shared with unpacking: depth, and the ustar name and prefix fields the path must fit.</summary>
-    internal static IEnumerable<FormulaProblem> PathProblems(string path, FormulaLimits limits)
+    /// <summary>
+    /// The name rules shared with unpacking: depth, the length of each name, and that the archive name (with a
+    /// trailing '/' for a directory) fits the ustar fields: at most 155 bytes of directories, a '/', and at most
+    /// 100 bytes more, split at some '/'.
+    /// </summary>
+    internal static IEnumerable<FormulaProblem> PathProblems(string path, FormulaLimits limits, bool isDirectory = false)
     {
         var slash = path.LastIndexOf('/');
         var depth = path.Count(c => c == '/') + 1;
@@ -151,11 +155,22 @@ internal static class FormulaTree
                 $"it is {depth} levels deep, over the limit of {limits.MaxPathDepth} levels for a formula; move it closer to the formula's top directory");
         var name = Encoding.UTF8.GetByteCount(path.AsSpan(slash + 1));
         if (name > limits.MaxNameBytes)
+        {
             yield return new FormulaProblem(path, "name",
                 $"its name is {name} bytes long, over the limit of {limits.MaxNameBytes} bytes for a name in a formula; shorten it");
-        var directories = slash < 0 ? 0 : Encoding.UTF8.GetByteCount(path.AsSpan(0, slash));
-        if (directories > limits.MaxDirectoryPathBytes)
+            yield break;
+        }
+        var archived = Encoding.UTF8.GetBytes(isDirectory ? path + "/" : path);
+        if (!FitsUstar(archived, limits))
             yield return new FormulaProblem(path, "path",
-                $"the directories above it take {directories} bytes, over the limit of {limits.MaxDirectoryPathBytes} bytes for a path in a formula; move it closer to the formula's top directory or shorten the directory names");
+                $"its path is {archived.Length} bytes long and cannot be split into at most {limits.MaxDirectoryPathBytes} bytes of directories and a name of at most {limits.MaxNameBytes} bytes, the limits for a path in a formula; move it closer to the formula's top directory or shorten the directory names");
+    }
+
+    private static bool FitsUstar(byte[] name, FormulaLimits limits)
+    {
+        if (name.Length <= limits.MaxNameBytes) return true;
+        for (var i = 0; i < name.Length && i <= limits.MaxDirectoryPathBytes; i++)
+            if (name[i] == (byte)'/' && name.Length - i - 1 <= limits.MaxNameBytes) return true;
+        return false;
     }
 }

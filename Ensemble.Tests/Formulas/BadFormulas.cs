@@ -56,8 +56,10 @@ public static class BadFormulas
             "files/" + new string('n', 101), "name", "101 bytes long, over the limit of 100 bytes", RefusedByPacker: true),
         new("file name of 51 two-byte characters (102 bytes)", d => Text(d, "files/" + new string('é', 51), "x"),
             "files/" + new string('é', 51), "name", "102 bytes long, over the limit of 100 bytes", RefusedByPacker: true),
-        new("directories above a file over 155 bytes", d => Text(d, $"{new string('a', 80)}/{new string('b', 80)}/f", "x"),
-            $"{new string('a', 80)}/{new string('b', 80)}/f", "path", "take 161 bytes, over the limit of 155 bytes", RefusedByPacker: true),
+        new("path that cannot be split into 155 bytes of directories and a 100-byte name", d => Text(d, $"{new string('a', 80)}/{new string('b', 80)}/{new string('c', 80)}", "x"),
+            $"{new string('a', 80)}/{new string('b', 80)}/{new string('c', 80)}", "path", "its path is 242 bytes long and cannot be split into at most 155 bytes of directories and a name of at most 100 bytes", RefusedByPacker: true),
+        new("directory of a 100-byte name below 55 bytes of directories", d => Directory.CreateDirectory(Path.Combine(d, new string('a', 55), new string('g', 100))),
+            new string('a', 55) + "/" + new string('g', 100), "path", "its path is 157 bytes long and cannot be split", RefusedByPacker: true),
         new("more executables in hooks/ than the hook cap (install and 1,000 more)", d => ManyHooks(d, 1_000),
             "hooks", "count", "1,001 executables, over the limit of 1,000"),
 
