@@ -11,7 +11,8 @@ public sealed record HookContext(
     string DataDirectory,
     int Revision,
     string LogPath,
-    int? PreviousRevision = null);
+    int? PreviousRevision = null,
+    string? ProcessFile = null);
 
 /// <summary>What became of one hook run. A hook the formula does not have is skipped, which counts as success.</summary>
 public sealed record HookResult(string Hook, bool Ran, int ExitCode, bool TimedOut)
@@ -48,6 +49,8 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
         if (!File.Exists(path)) return new HookResult(hook, Ran: false, ExitCode: 0, TimedOut: false);
 
         Directory.CreateDirectory(Path.GetDirectoryName(context.LogPath)!);
+        // A hook of this unit left running by an agent that died (kill -9, power cut) must not overlap this run.
+        if (context.ProcessFile is { } processFile) await HookProcessFile.KillLeftoverAsync(processFile);
         await using var log = new HookLog(context.LogPath, hook);
         log.Write($"running hook {hook} (revision {context.Revision})");
 
@@ -88,6 +91,7 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
             log.Write($"hook {hook} could not be executed: {ex.Message}; give it a '#!' line and the execute bit");
             return new HookResult(hook, Ran: true, ExitCode: 126, TimedOut: false);
         }
+        if (context.ProcessFile is { } recorded) HookProcessFile.Record(recorded, process.Id);
         process.StandardInput.Close();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
@@ -106,6 +110,7 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
             timedOut = !cancellationToken.IsCancellationRequested;
             try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
             await exited.Task;
+            if (context.ProcessFile is { } killed) HookProcessFile.Clear(killed);
             log.Write(timedOut ? $"hook {hook} timed out after {timeout.TotalSeconds:0.#}s; process tree killed" : $"hook {hook} cancelled; process tree killed");
             cancellationToken.ThrowIfCancellationRequested();
         }
@@ -114,6 +119,7 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
         try { await Task.WhenAll(outputClosed.Task, errorClosed.Task).WaitAsync(OutputDrainLimit, CancellationToken.None); }
         catch (TimeoutException) { log.Write($"hook {hook} left a process holding its output open; redirect a daemon's output"); }
         var code = timedOut ? -1 : process.ExitCode;
+        if (context.ProcessFile is { } done) HookProcessFile.Clear(done);
         if (!timedOut) log.Write($"hook {hook} exited with code {code}");
         return new HookResult(hook, Ran: true, ExitCode: code, TimedOut: timedOut);
     }

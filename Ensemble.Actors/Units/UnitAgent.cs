@@ -256,7 +256,7 @@ public sealed class UnitAgent : ReceiveActor
 
     private HookContext HookContextFor(FormulaRef formula, int? previousRevision = null) => new(
         _unit, UnitNames.ServiceOf(_unit), _paths.FormulaDirectory, _paths.DataDirectory,
-        formula.Id.Revision, _paths.LogPath, previousRevision);
+        formula.Id.Revision, _paths.LogPath, previousRevision, _paths.HookProcessFile);
 
     private sealed record Download(byte[]? Bytes, string? Failure);
 
