@@ -155,22 +155,32 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
 
         private bool _closed;
 
-        /// <summary>Appends a line; a line from a reader that outlives the hook run is dropped, not a crash.</summary>
+        /// <summary>
+        /// Appends a line; a line from a reader that outlives the hook run is dropped, not a crash, and so are
+        /// lines a failing disk refuses (this runs on the output readers' threads, where an exception would
+        /// end the whole process). The hook itself goes on; the first refusal is kept for the caller.
+        /// </summary>
         public void Write(string line)
         {
             var stamp = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
             lock (_gate)
             {
-                if (!_closed) _writer.WriteLine($"{stamp} [{hook}] {line}");
+                if (_closed || Failure is not null) return;
+                try { _writer.WriteLine($"{stamp} [{hook}] {line}"); }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { Failure = ex; }
             }
         }
+
+        /// <summary>Why the log stopped taking lines, if it did.</summary>
+        public Exception? Failure { get; private set; }
 
         public ValueTask DisposeAsync()
         {
             lock (_gate)
             {
                 _closed = true;
-                _writer.Dispose();
+                try { _writer.Dispose(); }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { Failure ??= ex; }
             }
             return ValueTask.CompletedTask;
         }
