@@ -35,9 +35,17 @@ public interface IHookRunner
 /// output appended with timestamps to the unit's log, and the whole process tree killed at the timeout
 /// or when the caller cancels (an agent that restarts must not leave a hook running beside its re-run).
 /// </summary>
-public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
+/// At most <c>maxParallel</c> hooks of the machine run at once (the others wait their turn before their
+/// timeout starts), so a thousand units deployed together do not fork a thousand hooks into two cores
+/// and leave the agent too starved to answer.
+public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.MaxValue) : IHookRunner
 {
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(5);
+
+    /// <summary>A default for a machine: a few hooks per core keeps the machine busy without thrashing it.</summary>
+    public static int DefaultMaxParallel => Math.Max(4, Environment.ProcessorCount * 4);
+
+    private readonly SemaphoreSlim _slots = new(Math.Max(1, Math.Min(maxParallel, 100_000)));
 
     public TimeSpan Timeout => timeout;
 
@@ -47,6 +55,19 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
     {
         var path = Path.Combine(context.FormulaDirectory, "hooks", hook);
         if (!File.Exists(path)) return new HookResult(hook, Ran: false, ExitCode: 0, TimedOut: false);
+        await _slots.WaitAsync(cancellationToken);
+        try
+        {
+            return await RunProcessAsync(path, hook, context, cancellationToken);
+        }
+        finally
+        {
+            _slots.Release();
+        }
+    }
+
+    private async Task<HookResult> RunProcessAsync(string path, string hook, HookContext context, CancellationToken cancellationToken)
+    {
 
         Directory.CreateDirectory(Path.GetDirectoryName(context.LogPath)!);
         // A hook of this unit left running by an agent that died (kill -9, power cut) must not overlap this run.

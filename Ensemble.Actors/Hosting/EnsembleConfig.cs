@@ -47,7 +47,8 @@ public static class EnsembleConfig
         new DownloadRetryPolicy(
             config.GetInt("ensemble.agent.download-retry.max-attempts"),
             config.GetTimeSpan("ensemble.agent.download-retry.min-backoff"),
-            config.GetTimeSpan("ensemble.agent.download-retry.max-backoff")));
+            config.GetTimeSpan("ensemble.agent.download-retry.max-backoff")),
+            config.GetInt("ensemble.agent.max-parallel-hooks", 0));
 
     /// <summary>
     /// Puts the journal file in write-ahead-log mode (a setting the file keeps). In SQLite's default
