@@ -74,4 +74,27 @@ public sealed class DiskFaultTests(LocalEnvironmentProcess env, ITestOutputHelpe
             TimeSpan.FromSeconds(60), "both units to run revision 2");
         Assert.Equal("42 orders", File.ReadAllText(Path.Combine(env.UnitDataDirectory("disk/1"), "orders.db")));
     }
+
+    [Fact]
+    public async Task An_upgrade_while_the_data_directory_is_read_only_names_the_formula_storage_and_changes_nothing()
+    {
+        TestFormulas.Write(env.Repository, "tidy", 1);
+        Assert.Equal(0, (await Run("deploy", "-e", "e2e", "--repository", env.Repository, "--wait", "tidy")).ExitCode);
+        TestFormulas.Write(env.Repository, "tidy", 2);
+        var dataDirectory = Path.Combine(env.Root, "home", "environments", "e2e", "data");
+        var before = (await Run("status", "--format", "json", "-e", "e2e")).Stdout;
+
+        using (new ReadOnlyMount(dataDirectory))
+        {
+            var refused = await Run("upgrade-formula", "-e", "e2e", "tidy");
+            Assert.Equal(7, refused.ExitCode);
+            var line = Assert.Single(refused.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Contains($"cannot store local:tidy-2 in the formula storage {Path.Combine(dataDirectory, "formula-storage")}", line);
+            Assert.Contains("read-only file system", line, StringComparison.OrdinalIgnoreCase);
+            Assert.Contains("make the environment's data directory writable", line);
+        }
+
+        Assert.Equal(before, (await Run("status", "--format", "json", "-e", "e2e")).Stdout);
+        Assert.Equal(0, (await Run("upgrade-formula", "-e", "e2e", "--wait", "tidy")).ExitCode);
+    }
 }
