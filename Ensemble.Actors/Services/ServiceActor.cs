@@ -127,7 +127,7 @@ public sealed class ServiceActor : ReceivePersistentActor
     {
         _log.Error(cause, "{0}: could not journal {1} in {2}", _name, @event.GetType().Name, _context.JournalLocation);
         _awaitingJournal?.Tell(new CommandRejected(_name, RejectionKind.Unavailable,
-            $"the coordinator of '{_name}' could not write its journal {_context.JournalLocation} ({cause.GetBaseException().Message.TrimEnd('.')}); " +
+            $"the coordinator of '{_name}' could not write its journal {_context.JournalLocation} ({Units.DiskFaults.Reason(cause)}); " +
             "make the environment's data directory writable (and check the disk has room), then try again"));
         _awaitingJournal = null;
         base.OnPersistFailure(cause, @event, sequenceNr);
@@ -332,7 +332,7 @@ public sealed class ServiceActor : ReceivePersistentActor
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            throw new IOException($"cannot store {bundle.Id} in the formula storage {_context.Storage.Location}: {ex.Message.TrimEnd('.')}; " +
+            throw new IOException($"cannot store {bundle.Id} in the formula storage {_context.Storage.Location}: {Units.DiskFaults.Reason(ex)}; " +
                                   "make the environment's data directory writable (and check the disk has room), then try again", ex);
         }
         await _context.Topology.PutFormulaAsync(new FormulaRecord(bundle.Id.ToString(), bundle.Sha256, key));
