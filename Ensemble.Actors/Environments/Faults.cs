@@ -23,6 +23,8 @@ public sealed class FaultyFormulaStorage(IFormulaStorage inner) : IFormulaStorag
 
     public bool Contains(string key) => inner.Contains(key);
 
+    public string Location => inner.Location;
+
     public async Task<byte[]> GetAsync(string key, CancellationToken ct = default)
     {
         Interlocked.Increment(ref _gets);

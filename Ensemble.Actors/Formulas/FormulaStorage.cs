@@ -10,6 +10,9 @@ public interface IFormulaStorage
     Task<byte[]> GetAsync(string key, CancellationToken ct = default);
 
     bool Contains(string key);
+
+    /// <summary>Where the bundles are kept, for messages to an operator.</summary>
+    string Location => GetType().Name;
 }
 
 /// <summary>Bundles stored as files <c>root/&lt;first two hex digits&gt;/&lt;sha256&gt;.tar.gz</c>, written atomically.</summary>
@@ -19,8 +22,9 @@ public sealed class FileFormulaStorage(string root, FormulaLimits? limits = null
 
     public string Root { get; } = Path.GetFullPath(root);
 
+    public string Location => Root;
+
     /// <exception cref="BundleRejectedException">The bytes do not match the sha256, or are over the bundle cap.</exception>
-    /// <exception cref="FormulaStorageException">The storage directory cannot be written.</exception>
     public async Task<string> PutAsync(FormulaBundle bundle, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(bundle);
@@ -34,11 +38,11 @@ public sealed class FileFormulaStorage(string root, FormulaLimits? limits = null
         var path = PathOf(actual);
         if (File.Exists(path)) return actual;
 
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         // Readers must never see a half-written bundle: write aside, then rename into place.
         var temp = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
         try
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             await using (var output = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true))
             {
                 await output.WriteAsync(bundle.Bytes, ct).ConfigureAwait(false);
@@ -47,28 +51,12 @@ public sealed class FileFormulaStorage(string root, FormulaLimits? limits = null
             // Another writer may have won the race with identical bytes; replacing it is harmless.
             File.Move(temp, path, overwrite: true);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new FormulaStorageException(
-                $"cannot store formula bundle {bundle.Id} in formula storage {Root}: {Explain(e)}", e);
-        }
         finally
         {
-            try
-            {
-                if (File.Exists(temp)) File.Delete(temp);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // The write already failed or succeeded; a stray .tmp file is never read as a bundle.
-            }
+            if (File.Exists(temp)) File.Delete(temp);
         }
         return actual;
     }
-
-    private static string Explain(Exception e) => e is UnauthorizedAccessException
-        ? "permission denied; make the directory writable by the user the node runs as, or configure another formula storage directory"
-        : $"{RepositoryAccessException.Reason(e)}; free space or make the file system writable (it may be mounted read-only), then try again";
 
     public async Task<byte[]> GetAsync(string key, CancellationToken ct = default)
     {
@@ -81,12 +69,7 @@ public sealed class FileFormulaStorage(string root, FormulaLimits? limits = null
         {
             throw new FileNotFoundException($"formula bundle {key} is not in storage at {Root}; upload it again", path, e);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new FormulaStorageException($"cannot read formula bundle {path} from formula storage: " + (e is UnauthorizedAccessException
-                ? "permission denied; make formula storage readable by the user the node runs as"
-                : $"{RepositoryAccessException.Reason(e)}; check the disk or mount that holds it, then try again"), e);
-        }
+
     }
 
     public bool Contains(string key) => File.Exists(PathOf(key));

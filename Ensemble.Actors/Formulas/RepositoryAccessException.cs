@@ -33,10 +33,3 @@ public class RepositoryAccessException(string message, Exception? inner = null) 
 
 /// <summary>A repository too large to scan; the message names the directory and the limit.</summary>
 public sealed class RepositoryTooLargeException(string message) : RepositoryAccessException(message);
-
-/// <summary>Formula storage could not be written or read; the message names the storage directory and what to do.</summary>
-public sealed class FormulaStorageException(string message, Exception? inner = null) : IOException(message, inner)
-{
-    // See RepositoryAccessException.GetBaseException.
-    public override Exception GetBaseException() => this;
-}

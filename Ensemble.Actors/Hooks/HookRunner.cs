@@ -11,7 +11,8 @@ public sealed record HookContext(
     string DataDirectory,
     int Revision,
     string LogPath,
-    int? PreviousRevision = null);
+    int? PreviousRevision = null,
+    string? ProcessFile = null);
 
 /// <summary>What became of one hook run. A hook the formula does not have is skipped, which counts as success.</summary>
 public sealed record HookResult(string Hook, bool Ran, int ExitCode, bool TimedOut)
@@ -34,9 +35,17 @@ public interface IHookRunner
 /// output appended with timestamps to the unit's log, and the whole process tree killed at the timeout
 /// or when the caller cancels (an agent that restarts must not leave a hook running beside its re-run).
 /// </summary>
-public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
+/// At most <c>maxParallel</c> hooks of the machine run at once (the others wait their turn before their
+/// timeout starts), so a thousand units deployed together do not fork a thousand hooks into two cores
+/// and leave the agent too starved to answer.
+public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.MaxValue) : IHookRunner
 {
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(5);
+
+    /// <summary>A default for a machine: a few hooks per core keeps the machine busy without thrashing it.</summary>
+    public static int DefaultMaxParallel => Math.Max(4, Environment.ProcessorCount * 4);
+
+    private readonly SemaphoreSlim _slots = new(Math.Max(1, Math.Min(maxParallel, 100_000)));
 
     public TimeSpan Timeout => timeout;
 
@@ -46,8 +55,23 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
     {
         var path = Path.Combine(context.FormulaDirectory, "hooks", hook);
         if (!File.Exists(path)) return new HookResult(hook, Ran: false, ExitCode: 0, TimedOut: false);
+        await _slots.WaitAsync(cancellationToken);
+        try
+        {
+            return await RunProcessAsync(path, hook, context, cancellationToken);
+        }
+        finally
+        {
+            _slots.Release();
+        }
+    }
+
+    private async Task<HookResult> RunProcessAsync(string path, string hook, HookContext context, CancellationToken cancellationToken)
+    {
 
         Directory.CreateDirectory(Path.GetDirectoryName(context.LogPath)!);
+        // A hook of this unit left running by an agent that died (kill -9, power cut) must not overlap this run.
+        if (context.ProcessFile is { } processFile) await HookProcessFile.KillLeftoverAsync(processFile);
         await using var log = new HookLog(context.LogPath, hook);
         log.Write($"running hook {hook} (revision {context.Revision})");
 
@@ -88,6 +112,7 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
             log.Write($"hook {hook} could not be executed: {ex.Message}; give it a '#!' line and the execute bit");
             return new HookResult(hook, Ran: true, ExitCode: 126, TimedOut: false);
         }
+        if (context.ProcessFile is { } recorded) HookProcessFile.Record(recorded, process.Id);
         process.StandardInput.Close();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
@@ -106,6 +131,7 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
             timedOut = !cancellationToken.IsCancellationRequested;
             try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
             await exited.Task;
+            if (context.ProcessFile is { } killed) HookProcessFile.Clear(killed);
             log.Write(timedOut ? $"hook {hook} timed out after {timeout.TotalSeconds:0.#}s; process tree killed" : $"hook {hook} cancelled; process tree killed");
             cancellationToken.ThrowIfCancellationRequested();
         }
@@ -114,6 +140,7 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
         try { await Task.WhenAll(outputClosed.Task, errorClosed.Task).WaitAsync(OutputDrainLimit, CancellationToken.None); }
         catch (TimeoutException) { log.Write($"hook {hook} left a process holding its output open; redirect a daemon's output"); }
         var code = timedOut ? -1 : process.ExitCode;
+        if (context.ProcessFile is { } done) HookProcessFile.Clear(done);
         if (!timedOut) log.Write($"hook {hook} exited with code {code}");
         return new HookResult(hook, Ran: true, ExitCode: code, TimedOut: timedOut);
     }
@@ -149,22 +176,32 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
 
         private bool _closed;
 
-        /// <summary>Appends a line; a line from a reader that outlives the hook run is dropped, not a crash.</summary>
+        /// <summary>
+        /// Appends a line; a line from a reader that outlives the hook run is dropped, not a crash, and so are
+        /// lines a failing disk refuses (this runs on the output readers' threads, where an exception would
+        /// end the whole process). The hook itself goes on; the first refusal is kept for the caller.
+        /// </summary>
         public void Write(string line)
         {
             var stamp = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
             lock (_gate)
             {
-                if (!_closed) _writer.WriteLine($"{stamp} [{hook}] {line}");
+                if (_closed || Failure is not null) return;
+                try { _writer.WriteLine($"{stamp} [{hook}] {line}"); }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { Failure = ex; }
             }
         }
+
+        /// <summary>Why the log stopped taking lines, if it did.</summary>
+        public Exception? Failure { get; private set; }
 
         public ValueTask DisposeAsync()
         {
             lock (_gate)
             {
                 _closed = true;
-                _writer.Dispose();
+                try { _writer.Dispose(); }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { Failure ??= ex; }
             }
             return ValueTask.CompletedTask;
         }

@@ -19,7 +19,7 @@ public static class EnsembleWiring
         Formulas.IFormulaStorage storage, AgentSettings settings, IUnitFaults? faults = null) =>
         new(machine, machineDirectory, topology,
             new FormulaCache(storage, Path.Combine(machineDirectory, "formula-cache")),
-            new Hooks.ProcessHookRunner(settings.HookTimeout), settings, faults ?? IUnitFaults.None);
+            new Hooks.ProcessHookRunner(settings.HookTimeout, settings.MaxParallelHooks), settings, faults ?? IUnitFaults.None);
 
     /// <summary>Starts the agent role for one machine; it announces itself and adopts the units placed on it.</summary>
     public static async Task<IActorRef> StartAgentAsync(ActorSystem system, AgentContext context)

@@ -126,11 +126,34 @@ public sealed class UnitAgent : ReceiveActor
     {
         if (decision is not UnitDecision.Moved moved) return;
         var previous = _state;
-        _state = moved.State;
-        UnitStateFile.Save(_paths, _state);
+        _state = Persist(moved.State);
         if (previous.Phase != _state.Phase) _log.Info("{0}: {1} -> {2}", _unit, UnitLifecycle.StateName(previous.Phase), UnitLifecycle.StateName(_state.Phase));
         Notify(previous);
         BeginStep();
+    }
+
+    /// <summary>
+    /// Saves the state entered before its step's work begins. When the unit's directory cannot be written
+    /// (read-only, full, gone), the step cannot be carried out safely: the unit enters that step's error
+    /// state in memory and in the shared topology — where status shows it — and waits there for
+    /// `resolved --retry`, instead of crashing and being restarted over and over. The state file keeps the
+    /// last step it could record, which a restarted agent redoes (every step can be redone).
+    /// </summary>
+    private UnitState Persist(UnitState next)
+    {
+        try
+        {
+            UnitStateFile.Save(_paths, next);
+            return next;
+        }
+        catch (Exception ex) when (DiskFaults.IsDiskFault(ex))
+        {
+            var cause = DiskFaults.Describe($"cannot record the unit's state in {_paths.StateFile}", ex, _paths.Root, _unit);
+            _log.Error("{0}: {1}", _unit, cause);
+            return !next.IsError && UnitLifecycle.Decide(next, new UnitTrigger.StepFailed(cause)) is UnitDecision.Moved failed
+                ? failed.State
+                : next;
+        }
     }
 
     /// <summary>Tells those waiting on an upgrade how it goes, and records errors in the shared topology.</summary>
@@ -186,6 +209,15 @@ public sealed class UnitAgent : ReceiveActor
         if (m.Crash is not null)
         {
             if (m.Crash is OperationCanceledException) return;
+            // A disk that refuses the step's files fails the step (its error state, with the path), rather
+            // than crashing the agent into a restart that would meet the same disk.
+            if (DiskFaults.IsDiskFault(m.Crash) && UnitLifecycle.CanFail(_state))
+            {
+                var cause = DiskFaults.Describe($"{UnitLifecycle.StateName(_state.Phase)} failed", m.Crash, _paths.Root, _unit);
+                _log.Error("{0}: {1}", _unit, cause);
+                Offer(new UnitTrigger.StepFailed(cause));
+                return;
+            }
             // An unexpected failure: crash, and let the supervisor restart us from the persisted step.
             throw new UnitAgentException($"{_unit}: step {m.Step} failed unexpectedly", m.Crash);
         }
@@ -256,7 +288,7 @@ public sealed class UnitAgent : ReceiveActor
 
     private HookContext HookContextFor(FormulaRef formula, int? previousRevision = null) => new(
         _unit, UnitNames.ServiceOf(_unit), _paths.FormulaDirectory, _paths.DataDirectory,
-        formula.Id.Revision, _paths.LogPath, previousRevision);
+        formula.Id.Revision, _paths.LogPath, previousRevision, _paths.HookProcessFile);
 
     private sealed record Download(byte[]? Bytes, string? Failure);
 

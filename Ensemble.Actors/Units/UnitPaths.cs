@@ -12,6 +12,9 @@ public sealed record UnitPaths(string Root)
     public string LogPath => Path.Combine(Root, "unit.log");
     public string StateFile => Path.Combine(Root, "state.json");
 
+    /// <summary>The pid and start time of the hook running now, so a successor agent can end an orphaned run.</summary>
+    public string HookProcessFile => Path.Combine(Root, "hook.pid");
+
     /// <summary>The next formula is unpacked here, beside the current one, then swapped in.</summary>
     public string StagingDirectory => Path.Combine(Root, "formula.new");
 

@@ -10,7 +10,7 @@ public sealed record CommandResult(int ExitCode, string Stdout, string Stderr)
 }
 
 /// <summary>Runs the real `ensemble` command (built beside the tests) as a process, with its own ENSEMBLE_HOME.</summary>
-public sealed class EnsembleCommand(string home)
+public sealed class EnsembleCommand(string home, IReadOnlyDictionary<string, string>? environment = null)
 {
     public string Home { get; } = home;
 
@@ -30,6 +30,7 @@ public sealed class EnsembleCommand(string home)
         start.ArgumentList.Add(CliPath);
         foreach (var arg in args) start.ArgumentList.Add(arg);
         start.Environment["ENSEMBLE_HOME"] = Home;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         start.Environment.Remove("ENSEMBLE_ENVIRONMENT");
         using var process = Process.Start(start)!;
         process.StandardInput.Close();

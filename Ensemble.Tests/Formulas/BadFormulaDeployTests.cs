@@ -109,11 +109,11 @@ public sealed class BadFormulaDeployTests(ITestOutputHelper output) : Environmen
     {
         TestFormulas.Write(Repository, "web", 1);
         Directory.CreateDirectory(StorageRoot);
-        using var mount = TestMount.ReadOnly(StorageRoot);
+        using var mount = new ReadOnlyMount(StorageRoot);
 
         var reply = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new DeployService("web", "web", Repository, 1)));
 
-        Assert.Contains($"cannot store formula bundle local:web-1 in formula storage {StorageRoot}: read-only file system; free space or make the file system writable", reply.Reason);
+        Assert.Contains($"cannot store local:web-1 in the formula storage {StorageRoot}: read-only file system", reply.Reason);
         Assert.Empty(await Env.Topology.ListServicesAsync());
     }
 
@@ -121,7 +121,7 @@ public sealed class BadFormulaDeployTests(ITestOutputHelper output) : Environmen
     public async Task Read_only_repository_deploys()
     {
         TestFormulas.Write(Repository, "web", 1);
-        using var mount = TestMount.ReadOnly(Repository);
+        using var mount = new ReadOnlyMount(Repository);
 
         var units = await DeployAsync("web", 1);
 

@@ -1,5 +1,6 @@
 using Xunit;
 using Ensemble.Formulas;
+using Ensemble.Tests.Support;
 
 namespace Ensemble.Tests.Formulas;
 
@@ -125,7 +126,7 @@ public sealed class RepositoryAccessTests : IDisposable
     {
         scratch.WriteFormula("repo/mysql", 4);
         var root = scratch.PathOf("repo");
-        using var mount = TestMount.ReadOnly(root);
+        using var mount = new ReadOnlyMount(root);
         Assert.Throws<IOException>(() => File.WriteAllText(Path.Combine(root, "probe"), "x"));
 
         var repository = new LocalRepository(root);

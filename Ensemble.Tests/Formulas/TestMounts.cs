@@ -4,14 +4,13 @@ using Microsoft.Win32.SafeHandles;
 namespace Ensemble.Tests.Formulas;
 
 /// <summary>
-/// Mounts that make a path unreadable or read-only even for root, which ignores permission bits (the tests run as
+/// Mounts that make a path unreadable even for root, which ignores permission bits (the tests run as
 /// root). An unserved FUSE mount owned by another user, without allow_other, is refused by the kernel for everyone
 /// else, root included (EACCES); one whose server has gone away fails every access with ENOTCONN, a real I/O error.
-/// A read-only bind mount refuses writes with EROFS. Each mount is removed on Dispose, also when the test failed.
+/// (Read-only directories: <see cref="Support.ReadOnlyMount"/>.) Each mount is removed on Dispose, also when the test failed.
 /// </summary>
 internal sealed class TestMount : IDisposable
 {
-    private const ulong MsReadOnly = 1, MsRemount = 32, MsBind = 4096;
     private const int MntDetach = 2;
     private const int Nobody = 65534;
 
@@ -30,23 +29,6 @@ internal sealed class TestMount : IDisposable
 
     /// <summary>Covers <paramref name="path"/> with a mount whose server is gone: every access is an I/O error.</summary>
     public static TestMount Disconnected(string path) => Fuse(path, 0, keepServer: false);
-
-    /// <summary>Makes the directory at <paramref name="path"/> read-only in place.</summary>
-    public static TestMount ReadOnly(string path)
-    {
-        Check(Mount(path, path, null, MsBind, null), "bind", path);
-        var mount = new TestMount(path, null);
-        try
-        {
-            Check(Mount(null, path, null, MsRemount | MsBind | MsReadOnly, null), "remount read-only", path);
-        }
-        catch
-        {
-            mount.Dispose();
-            throw;
-        }
-        return mount;
-    }
 
     private static TestMount Fuse(string path, int owner, bool keepServer)
     {

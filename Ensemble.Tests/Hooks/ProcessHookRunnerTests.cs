@@ -268,4 +268,78 @@ public sealed class ProcessHookRunnerTests : IDisposable
         Assert.True(result.Succeeded);
         Assert.Equal(["eof"], File.ReadAllLines(DataFile("stdin.txt")));
     }
+
+    [Fact]
+    public async Task A_hook_left_running_by_a_dead_agent_is_killed_with_its_children_before_the_next_run()
+    {
+        // What a killed agent leaves behind: a hook (with a child of its own) that nobody waits for.
+        WriteHook("upgrade-formula", """
+            sleep 300 &
+            echo $! > "$ENSEMBLE_UNIT_DATA_DIR/child.pid"
+            while true; do sleep 0.05; done
+            """);
+        WriteHook("start", """echo started > "$ENSEMBLE_UNIT_DATA_DIR/started.txt" """);
+        var processFile = scratch.Combine("units", "wordpress-0", "hook.pid");
+        var orphan = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(Path.Combine(context.FormulaDirectory, "hooks", "upgrade-formula"))
+        {
+            Environment = { ["ENSEMBLE_UNIT_DATA_DIR"] = context.DataDirectory },
+        })!;
+        try
+        {
+            var child = await WaitForPidAsync(DataFile("child.pid"));
+            HookProcessFile.Record(processFile, orphan.Id);
+
+            var result = await new ProcessHookRunner(Deadline).RunAsync("start", context with { ProcessFile = processFile }, CancellationToken.None);
+
+            Assert.True(result.Succeeded);
+            Assert.True(await ScratchDirectory.EventuallyAsync(() => IsGone(orphan.Id) && IsGone(child), Deadline),
+                "the orphaned hook or its child still runs beside the new hook");
+            Assert.Equal(["started"], File.ReadAllLines(DataFile("started.txt")));
+            Assert.False(File.Exists(processFile), "the process file outlived the hook it names");
+        }
+        finally
+        {
+            if (!orphan.HasExited) orphan.Kill(entireProcessTree: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_recorded_pid_now_used_by_another_process_is_left_alone()
+    {
+        WriteHook("start", "true");
+        var processFile = scratch.Combine("units", "wordpress-0", "hook.pid");
+        // Our own pid, with a start time it never had: the recorded hook is long gone and its pid reused.
+        File.WriteAllText(processFile, $"{Environment.ProcessId} 1\n");
+
+        var result = await new ProcessHookRunner(Deadline).RunAsync("start", context with { ProcessFile = processFile }, CancellationToken.None);
+
+        Assert.True(result.Succeeded);
+        Assert.False(File.Exists(processFile));
+    }
+
+    [Fact]
+    public async Task No_more_hooks_than_allowed_run_at_once_and_the_others_wait_their_turn()
+    {
+        // Each run marks itself running, waits for the gate file to go, then unmarks itself.
+        WriteHook("install", """
+            touch "$ENSEMBLE_UNIT_DATA_DIR/running-$$"
+            while [ -f "$ENSEMBLE_UNIT_DATA_DIR/gate" ]; do sleep 0.02; done
+            rm "$ENSEMBLE_UNIT_DATA_DIR/running-$$"
+            echo done >> "$ENSEMBLE_UNIT_DATA_DIR/finished"
+            """);
+        File.WriteAllText(DataFile("gate"), "");
+        var runner = new ProcessHookRunner(Deadline, maxParallel: 2);
+        int Running() => Directory.GetFiles(context.DataDirectory, "running-*").Length;
+
+        var runs = Enumerable.Range(0, 5).Select(_ => runner.RunAsync("install", context, CancellationToken.None)).ToList();
+        Assert.True(await ScratchDirectory.EventuallyAsync(() => Running() == 2, Deadline), "two hooks never ran together");
+        // All five were asked for at once: without the limit the other three would be running by now.
+        Assert.False(await ScratchDirectory.EventuallyAsync(() => Running() > 2, TimeSpan.FromSeconds(1)),
+            $"{Running()} hooks ran at once with room for 2");
+        File.Delete(DataFile("gate"));
+
+        var results = await Task.WhenAll(runs).WaitAsync(Deadline);
+        Assert.All(results, r => Assert.True(r.Succeeded));
+        Assert.Equal(5, File.ReadAllLines(DataFile("finished")).Length);
+    }
 }
