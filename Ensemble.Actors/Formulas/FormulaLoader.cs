@@ -115,9 +115,6 @@ public static class FormulaLoader
         return RevisionText.Valid;
     }
 
-    internal static bool TryParseRevision(string? text, out int revision) =>
-        ParseRevision(text, FormulaLimits.Default, out revision) == RevisionText.Valid;
-
     /// <summary>A formula name becomes a directory, a store key and the default service name, so it follows the service name rules.</summary>
     internal static string? NameProblem(string name, FormulaLimits limits)
     {
@@ -242,7 +239,7 @@ internal static class MetadataReader
         {
             var bytes = FormulaYaml.ReadBounded(legacy, FormulaLoader.RevisionFile, limits.MaxRevisionFileBytes, "the limit for the revision file", problems);
             if (bytes is null) return 0;
-            var text = FormulaYaml.Decode(bytes, FormulaLoader.RevisionFile, limits, problems);
+            var text = FormulaYaml.Decode(bytes, FormulaLoader.RevisionFile, problems);
             if (text is null) return 0;
             switch (FormulaLoader.ParseRevision(text, limits, out var fromFile))
             {

@@ -37,7 +37,13 @@ public static class FormulaYaml
     /// <summary>Parses YAML <paramref name="bytes"/> under the same rules as <see cref="Read"/>.</summary>
     public static YamlNode? Parse(byte[] bytes, string file, FormulaLimits limits, ICollection<FormulaProblem> problems, out bool failed)
     {
-        var text = Decode(bytes, file, limits, problems);
+        if (bytes.Length > limits.MaxYamlBytes)
+        {
+            problems.Add(OverSize(file, bytes.Length, limits.MaxYamlBytes, "the limit for a YAML file"));
+            failed = true;
+            return null;
+        }
+        var text = Decode(bytes, file, problems);
         if (text is null)
         {
             failed = true;
@@ -97,7 +103,7 @@ public static class FormulaYaml
     };
 
     /// <summary>Strict UTF-8 (a leading byte order mark is allowed); null with a problem naming the first bad byte.</summary>
-    internal static string? Decode(byte[] bytes, string file, FormulaLimits limits, ICollection<FormulaProblem> problems)
+    internal static string? Decode(byte[] bytes, string file, ICollection<FormulaProblem> problems)
     {
         var start = bytes.AsSpan().StartsWith(Bom) ? Bom.Length : 0;
         var body = bytes.AsSpan(start);
@@ -169,11 +175,11 @@ public static class FormulaYaml
                     MarkValue(open);
                     if (Add(anchors.GetValueOrDefault(alias.Value.Value, 1), AnchorName.Empty) is { } tooManyAliases) return tooManyAliases;
                     break;
-                case NodeEvent { } start and (SequenceStart or MappingStart):
+                case NodeEvent start when start is SequenceStart or MappingStart:
                     MarkValue(open);
                     total++;
                     if (total > limits.MaxYamlNodes) return TooMany();
-                    open.Push(new Collection(start is MappingStart, start.Anchor, start.Start));
+                    open.Push(new Collection(start is MappingStart, start.Anchor));
                     if (open.Count > limits.MaxYamlDepth)
                         return new FormulaProblem(file, "yaml",
                             $"{file} nests collections deeper than {limits.MaxYamlDepth} levels (line {start.Start.Line}); flatten it");
@@ -218,11 +224,10 @@ public static class FormulaYaml
     }
 
     /// <summary>An open sequence or mapping: its expanded size so far and, for a mapping, the keys seen.</summary>
-    private sealed class Collection(bool isMapping, AnchorName anchor, Mark start)
+    private sealed class Collection(bool isMapping, AnchorName anchor)
     {
         public bool IsMapping { get; } = isMapping;
         public AnchorName Anchor { get; } = anchor;
-        public Mark Start { get; } = start;
         public long Size { get; set; } = 1;
         public bool ExpectKey { get; set; } = true;
         public HashSet<string> Keys { get; } = new(StringComparer.Ordinal);

@@ -18,7 +18,7 @@ internal static class MetadataRevision
     public static byte[] Rewrite(byte[] original, int revision, bool appendWhenMissing, string directory, FormulaLimits limits)
     {
         var problems = new List<FormulaProblem>();
-        var text = FormulaYaml.Decode(original, FormulaLoader.MetadataFile, limits, problems);
+        var text = FormulaYaml.Decode(original, FormulaLoader.MetadataFile, problems);
         var root = text is null ? null : FormulaYaml.ParseText(text, FormulaLoader.MetadataFile, limits, problems, out _);
         if (problems.Count > 0) throw new FormulaValidationException(directory, problems);
 
