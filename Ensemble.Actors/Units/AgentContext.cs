@@ -20,7 +20,7 @@ public sealed record AgentContext(
     FormulaCache Cache,
     IHookRunner Hooks,
     AgentSettings Settings,
-    IUnitFaults Faults)
+    IReadOnlyDictionary<UnitStep, Steps.IUnitStep> Steps)
 {
     public string UnitsDirectory => Path.Combine(DataDirectory, "units");
 }
