@@ -58,18 +58,29 @@ public sealed class FileFormulaStorage(string root, FormulaLimits? limits = null
         return actual;
     }
 
+    /// <exception cref="BundleRejectedException">The stored file is over the bundle cap, so no packer of ours wrote it.</exception>
     public async Task<byte[]> GetAsync(string key, CancellationToken ct = default)
     {
         var path = PathOf(key);
+        FileStream stream;
         try
         {
-            return await File.ReadAllBytesAsync(path, ct).ConfigureAwait(false);
+            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, useAsync: true);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             throw new FileNotFoundException($"formula bundle {key} is not in storage at {Root}; upload it again", path, e);
         }
-
+        await using (stream)
+        {
+            // Bundles are handed around whole; a file too large to be one is refused before it is read into memory.
+            if (stream.Length > limits.MaxBundleBytes)
+                throw new BundleRejectedException(
+                    $"stored bundle {path} is {FormulaLimits.Size(stream.Length, limits.MaxBundleBytes)}, over the {FormulaLimits.Size(limits.MaxBundleBytes)} limit for a compressed bundle; delete it and deploy or upgrade the formula again");
+            var bytes = new byte[stream.Length];
+            await stream.ReadExactlyAsync(bytes, ct).ConfigureAwait(false);
+            return bytes;
+        }
     }
 
     public bool Contains(string key) => File.Exists(PathOf(key));

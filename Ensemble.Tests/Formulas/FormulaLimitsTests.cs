@@ -167,6 +167,19 @@ public sealed class FormulaLimitsTests : IDisposable
         Assert.False(Directory.Exists(scratch.PathOf("storage")));
     }
 
+    [Fact]
+    public async Task Storage_refuses_to_load_a_stored_file_over_the_compressed_cap()
+    {
+        var key = new string('a', 64);
+        var path = scratch.PathOf("storage", "aa", key + ".tar.gz");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using (var file = File.Create(path)) file.SetLength(3L * 1024 * 1024 * 1024);
+
+        var e = await Assert.ThrowsAsync<BundleRejectedException>(() => new FileFormulaStorage(scratch.PathOf("storage")).GetAsync(key));
+
+        Assert.Equal($"stored bundle {path} is 3 GiB, over the 64 MiB limit for a compressed bundle; delete it and deploy or upgrade the formula again", e.Message);
+    }
+
     // ---- upgrades ----
 
     [Fact]
