@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Ensemble.Environments;
 using Ensemble.Hosting;
 using Ensemble.Tests.Support;
 using Ensemble.Units;

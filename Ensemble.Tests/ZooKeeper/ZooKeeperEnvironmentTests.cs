@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Ensemble.Coordination;
-using Ensemble.Environments;
 using Ensemble.Tests.Support;
 using Ensemble.Topology;
 using Ensemble.ZooKeeper;
