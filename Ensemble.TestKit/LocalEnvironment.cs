@@ -115,7 +115,7 @@ public sealed class LocalEnvironment : IAsyncDisposable
     {
         var session = await ConnectAsync();
         var topology = new TopologyStore(session, Options.Root);
-        var dataDirectory = Path.Combine(Directory, "machines", machine);
+        var dataDirectory = UnitPaths.MachineDirectory(Directory, machine);
         var storage = Options.AgentStorage?.Invoke(Storage) ?? Storage;
         var context = EnsembleWiring.AgentContextFor(machine, dataDirectory, topology, storage, Options.Agent, IUnitFaults.Around(Options.Faults));
         if (Options.HookFaults is { } hookFaults) context = context with { Hooks = hookFaults.Around(context.Hooks) };
@@ -173,7 +173,7 @@ public sealed class LocalEnvironment : IAsyncDisposable
     public async Task<UnitPaths> UnitPathsAsync(string unit)
     {
         var record = await Topology.GetUnitAsync(unit) ?? throw new InvalidOperationException($"unit {unit} does not exist");
-        return UnitPaths.For(Path.Combine(Directory, "machines", record.Machine, "units"), unit);
+        return UnitPaths.On(Directory, record.Machine, unit);
     }
 
     public Task<T> AskAsync<T>(ServiceProtocol.IServiceCommand command, TimeSpan? timeout = null) =>
