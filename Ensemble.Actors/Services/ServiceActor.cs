@@ -153,6 +153,19 @@ public sealed class ServiceActor : ReceivePersistentActor
             {
                 return Reject(replyTo, RejectionKind.NotFound, ex.Message);
             }
+            catch (RepositoryTooLargeException ex)
+            {
+                return Reject(replyTo, RejectionKind.InvalidInput, ex.Message);
+            }
+            catch (RepositoryAccessException ex)
+            {
+                // The operator's repository cannot be read: as good as not there, and the sentence says why.
+                return Reject(replyTo, RejectionKind.NotFound, ex.Message);
+            }
+            catch (BundleRejectedException ex)
+            {
+                return Reject(replyTo, RejectionKind.InvalidFormula, ex.Message);
+            }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
                 // Our own I/O errors name the path and the fix (repository, formula storage).
@@ -167,6 +180,10 @@ public sealed class ServiceActor : ReceivePersistentActor
             }
         }).PipeTo(Self);
     }
+
+    /// <summary>A repository read under the formula limits, with the revision limit an operator may have set.</summary>
+    private LocalRepository Repository(string root) =>
+        new(root, FormulaLimits.Default with { MaxRevision = _context.Settings.RequestLimits.MaxRevision });
 
     private WorkDone Reject(IActorRef replyTo, RejectionKind kind, string reason) =>
         new([], new CommandRejected(_name, kind, reason), replyTo);
@@ -186,7 +203,7 @@ public sealed class ServiceActor : ReceivePersistentActor
         if (Refused(m)) return;
         RunAsync(async (state, replyTo) =>
         {
-            var formula = new LocalRepository(m.Repository).FindLatest(m.FormulaName);
+            var formula = Repository(m.Repository).FindLatest(m.FormulaName);
             if (formula is null)
                 return Reject(replyTo, RejectionKind.NotFound, $"formula '{m.FormulaName}' not found in repository {m.Repository}; check the name or pass --repository");
             if ((await _context.Topology.ListAgentsAsync()).Count == 0)
@@ -279,7 +296,7 @@ public sealed class ServiceActor : ReceivePersistentActor
         var repositoryRoot = m.Repository ?? state.Repository!;
         var deployed = state.Formula!;
         var selected = m.Units ?? [.. state.Units.Keys];
-        var resolution = UpgradeResolver.Resolve(new LocalRepository(repositoryRoot), deployed.Id, deployed.Sha256, m.Revision);
+        var resolution = UpgradeResolver.Resolve(Repository(repositoryRoot), deployed.Id, deployed.Sha256, m.Revision);
 
         FormulaRef target;
         var bumped = false;

@@ -39,22 +39,34 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
         _environment = environment;
         // Every deployed service's coordinator starts with the controller, so an upgrade a crash
         // interrupted resumes at once rather than when the service is next asked for something.
-        // Until then requests wait: a service without a coordinator is one that is not deployed.
+        // Until then requests wait (a service without a coordinator is one that is not deployed) — or,
+        // while the store cannot be listed, are told so at once instead of waiting for a timeout.
         Receive<StartCoordinators>(m =>
         {
             foreach (var service in m.Services.Where(UnitNames.IsValidServiceName)) CoordinatorFor(service);
+            _storeAway = null;
             Stash.UnstashAll();
             Become(Ready);
         });
         Receive<Status.Failure>(failure =>
         {
-            // The store is away for a moment: requests keep waiting, the listing is tried again.
-            _log.Warning("could not list the deployed services, trying again in {0}: {1}", ListRetry, failure.Cause.GetBaseException().Message);
+            _storeAway = failure.Cause.GetBaseException().Message;
+            _log.Warning("could not list the deployed services, trying again in {0}: {1}", ListRetry, _storeAway);
             Timers.StartSingleTimer("list-services", ListServices.Instance, ListRetry);
+            Stash.UnstashAll();
         });
         Receive<ListServices>(_ => ListServicesAsync());
+        Receive<EnvironmentProtocol.Ping>(_ => Sender.Tell(new EnvironmentProtocol.Pong(_environment)));
+        Receive<IServiceCommand>(_ => _storeAway is not null, m => Sender.Tell(StoreAway(m.Service)));
+        Receive<EnvironmentProtocol.GetStatus>(_ => _storeAway is not null, _ => Sender.Tell(StoreAway("")));
         ReceiveAny(_ => Stash.Stash());
     }
+
+    /// <summary>Why nothing can be done until the controller has read the deployed services from the store.</summary>
+    private string? _storeAway;
+
+    private CommandRejected StoreAway(string service) => new(service, RejectionKind.Unavailable,
+        $"the controller cannot read the coordination store yet ({_storeAway}); try again when the store is back");
 
     private void Ready()
     {

@@ -24,7 +24,10 @@ public sealed class FaultInjectionTests(ITestOutputHelper output) : EnvironmentT
             Env.StoreOutage.End();
         }
         Assert.Empty(await Env.Topology.ListServicesAsync());
-        Assert.Single(await DeployAsync("web", 1));
+        // As an operator would: try again until the controller has the store back (it retries every second).
+        await LocalEnvironment.WaitUntilAsync(async () =>
+            await Env.AskAsync<object>(new DeployService("web", "web", Repository, 1)) is ServiceDeployed, Deadline, "the deploy to be accepted");
+        await WaitForUnitsAsync(["web/0"], u => u.State == "running", "web/0 to run");
     }
 
     [Fact]
