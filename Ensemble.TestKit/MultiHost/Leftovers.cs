@@ -86,8 +86,8 @@ internal static class Leftovers
           done
           [ -z "$busy" ] && break
           round=$((round + 1))
-          if [ $round -ge 100 ]; then echo "the namespaces of $id still hold processes after 100 rounds of SIGKILL" >&2; exit 1; fi
-          sleep 0.1
+          if [ $round -ge 300 ]; then echo "the namespaces of $id still hold processes after 300 rounds of SIGKILL" >&2; exit 1; fi
+          sleep 0.03
         done
         case ${dir##*/} in emh.*) rm -rf -- "$dir" ;; esac
         """;

@@ -104,8 +104,8 @@ public sealed class SimulatedNetworkTests(ITestOutputHelper output)
 
         await b.CutOffAsync();
         Assert.True(b.IsCutOff);
-        Assert.False(await a.CanConnectAsync(b.Address, 7000));
-        Assert.False(await b.CanConnectAsync(a.Address, 7000));
+        Assert.False(await a.CanConnectAsync(b.Address, 7000, TimeSpan.FromSeconds(1)));
+        Assert.False(await b.CanConnectAsync(a.Address, 7000, TimeSpan.FromSeconds(1)));
         // A cut-off host still talks to itself.
         Assert.True(await b.CanConnectAsync(b.Address, 7000));
 
