@@ -102,8 +102,10 @@ public sealed class SimulatedHost
         string? workingDirectory = null, TimeSpan? timeout = null, string? standardInput = null)
     {
         Network.ThrowIfDisposed();
-        var command = HostCommand(fileName, arguments, workingDirectory);
-        return Tools.RunAsync(command[0], command[1..], timeout ?? TimeSpan.FromSeconds(60), EnvironmentWith(environment), standardInput);
+        var args = arguments.ToArray();
+        var command = HostCommand(fileName, args, workingDirectory);
+        return Tools.RunAsync(command[0], command[1..], timeout ?? TimeSpan.FromSeconds(60), EnvironmentWith(environment), standardInput,
+            display: $"'{fileName} {string.Join(' ', args)}' on {Name}");
     }
 
     /// <summary>Whether a TCP connection from this host to <paramref name="address"/>:<paramref name="port"/> opens within <paramref name="connectTimeout"/> (2 s).</summary>

@@ -144,6 +144,7 @@ public sealed partial class SimulatedNetwork : IAsyncDisposable
     {
         Interlocked.Exchange(ref _disposed, 1);
         _ownerLock?.Dispose();
+        lock (IdsInUse) IdsInUse.Remove(Id);
     }
 
     internal int? WatchdogPid => _watchdog?.Id;

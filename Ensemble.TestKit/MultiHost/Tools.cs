@@ -12,10 +12,10 @@ internal static class Tools
     private static readonly Lazy<string> ShPath = new(() => Find("sh") ?? "/bin/sh");
 
     public static string Ip => IpPath.Value;
+    public static string Sh => ShPath.Value;
 
     /// <summary>The full path of a command the requirements check found.</summary>
     public static string Command(string tool) => Find(tool) ?? tool;
-    public static string Sh => ShPath.Value;
 
     /// <summary>Throws the one sentence naming what this machine lacks for simulated hosts, if anything.</summary>
     public static void Require()
@@ -60,8 +60,9 @@ internal static class Tools
     public static Task<string> IpAsync(params string[] arguments) => RunCheckedAsync(Ip, arguments);
 
     /// <summary>Runs to completion; on the deadline kills the command and everything it started.</summary>
+    /// <param name="display">how failure messages name the command; defaults to its command line.</param>
     public static async Task<HostCommandResult> RunAsync(string fileName, IEnumerable<string> arguments, TimeSpan timeout,
-        IReadOnlyDictionary<string, string?>? environment = null, string? standardInput = null, Action<Process>? started = null)
+        IReadOnlyDictionary<string, string?>? environment = null, string? standardInput = null, string? display = null)
     {
         var psi = new ProcessStartInfo(fileName)
         {
@@ -76,8 +77,8 @@ internal static class Tools
         foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
             if (value is null) psi.Environment.Remove(key);
             else psi.Environment[key] = value;
-        using var process = Process.Start(psi) ?? throw new InvalidOperationException($"Could not start {fileName}.");
-        started?.Invoke(process);
+        display ??= $"'{Path.GetFileName(fileName)} {string.Join(' ', psi.ArgumentList)}'";
+        using var process = Process.Start(psi) ?? throw new InvalidOperationException($"Could not start {display}.");
         var startTime = ProcessTree.StartTime(process.Id);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
@@ -94,13 +95,15 @@ internal static class Tools
         try
         {
             await process.WaitForExitAsync(cts.Token);
+            await Task.WhenAll(stdout, stderr).WaitAsync(cts.Token);
         }
         catch (OperationCanceledException)
         {
+            var exited = process.HasExited;
             ProcessTree.KillTree(process.Id, startTime);
-            await process.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
-            throw new TimeoutException($"'{Path.GetFileName(fileName)} {string.Join(' ', psi.ArgumentList)}' did not finish within {timeout}; killed it. " +
-                                       $"stdout: {(await stdout).Trim()}; stderr: {(await stderr).Trim()}");
+            throw new TimeoutException(exited
+                ? $"{display} exited, but something it started in the background still held its output open after {timeout}."
+                : $"{display} did not finish within {timeout}; killed it and what it started.");
         }
         return new HostCommandResult(process.ExitCode, await stdout, await stderr);
     }

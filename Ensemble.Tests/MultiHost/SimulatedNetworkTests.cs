@@ -181,6 +181,11 @@ public sealed class SimulatedNetworkTests(ITestOutputHelper output)
         Assert.Contains("bye", early.Message, StringComparison.Ordinal);
         Assert.Equal(3, quitter.ExitCode);
 
+        var slow = await Assert.ThrowsAsync<TimeoutException>(() => a.RunAsync("sh", ["-c", "echo $$ > slow.pid; exec sleep 600"], timeout: TimeSpan.FromSeconds(1)));
+        Assert.Contains("'sh -c echo $$ > slow.pid; exec sleep 600' on a did not finish within", slow.Message, StringComparison.Ordinal);
+        var slowPid = int.Parse((await File.ReadAllTextAsync(Path.Combine(a.DataRoot, "slow.pid"))).Trim(), CultureInfo.InvariantCulture);
+        await Until(() => !Alive(slowPid), "the command killed at its deadline to be gone");
+
         var orphanStart = ProcessTree.StartTime(orphan);
         await network.DisposeAsync();
         Assert.False(ProcessTree.IsAlive(orphan, orphanStart));
