@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Akka.Actor;
 using Akka.Cluster.Tools.Client;
+using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Configuration;
 using Ensemble.Hosting;
 using Ensemble.Services;
@@ -38,7 +39,10 @@ public sealed class ControllerClient : IAsyncDisposable
                 """)
             .WithFallback(File.Exists(cliConf) ? ConfigurationFactory.ParseString(File.ReadAllText(cliConf)) : Config.Empty)
             .WithFallback(EnsembleConfig.Defaults)
-            .WithFallback(ClusterClientReceptionist.DefaultConfig());
+            .WithFallback(ClusterClientReceptionist.DefaultConfig())
+            // The client wraps each request in the pub-sub Send; without the pub-sub serializer bound here that
+            // envelope, request included, would go out as Newtonsoft JSON with .NET type names in it.
+            .WithFallback(DistributedPubSub.DefaultConfig());
         _system = ActorSystem.Create("ensemble-cli", config);
         var settings = ClusterClientSettings.Create(_system).WithInitialContacts([contact]);
         _client = _system.ActorOf(ClusterClient.Props(settings), "client");
