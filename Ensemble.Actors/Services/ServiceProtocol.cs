@@ -71,7 +71,7 @@ public static class ServiceProtocol
         UpgradeView? View = null) : IWireMessage;
 
     /// <summary>
-    /// Where one unit of an upgrade run stands: <c>queued</c>, the step it reported last (<c>started</c>
+    /// Where one unit of an upgrade run stands: <c>queued</c>, the step it reported last (<c>launched</c>
     /// until its first report), <c>upgraded</c>, <c>failed</c> with the cause, or <c>not-started</c> when a
     /// halt kept it on the old revision.
     /// </summary>

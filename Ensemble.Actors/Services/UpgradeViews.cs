@@ -10,7 +10,7 @@ namespace Ensemble.Services;
 public static class UpgradeViews
 {
     public const string Queued = "queued";
-    public const string Started = "started";
+    public const string Launched = "launched";
     public const string Upgraded = "upgraded";
     public const string Failed = "failed";
     public const string NotStarted = "not-started";
@@ -20,7 +20,7 @@ public static class UpgradeViews
     {
         var units = new List<UnitUpgradeState>();
         foreach (var unit in run.Queued) units.Add(new(unit, finished ? NotStarted : Queued));
-        foreach (var unit in run.InFlight) units.Add(new(unit, steps.GetValueOrDefault(unit) ?? Started));
+        foreach (var unit in run.InFlight) units.Add(new(unit, steps.GetValueOrDefault(unit) ?? Launched));
         foreach (var unit in run.Succeeded) units.Add(new(unit, Upgraded));
         foreach (var (unit, cause) in run.Failed) units.Add(new(unit, Failed, cause));
         units.Sort((a, b) => UnitNames.NumberOf(a.Unit).CompareTo(UnitNames.NumberOf(b.Unit)));

@@ -271,13 +271,20 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
         }
         catch (JsonException ex)
         {
-            throw new UnreadableRecordException(path, $"not a {typeof(T).Name} ({ex.Message.Split(" Path:")[0].TrimEnd('.')})");
+            throw new UnreadableRecordException(path, $"not {RecordName<T>()}: {ex.Message.Split(" Path:")[0].TrimEnd('.')}");
         }
-        if (record is null) throw new UnreadableRecordException(path, $"not a {typeof(T).Name} (null)");
+        if (record is null) throw new UnreadableRecordException(path, $"not {RecordName<T>()}: null");
         foreach (var field in RequiredFields.GetOrAdd(typeof(T), FieldsNeverNull))
             if (field.GetValue(record) is null)
-                throw new UnreadableRecordException(path, $"not a {typeof(T).Name} (no '{JsonNamingPolicy.CamelCase.ConvertName(field.Name)}')");
+                throw new UnreadableRecordException(path, $"not {RecordName<T>()}: it has no '{JsonNamingPolicy.CamelCase.ConvertName(field.Name)}'");
         return record;
+    }
+
+    /// <summary>"a service record", "an agent presence": the record type as a reader would say it.</summary>
+    private static string RecordName<T>()
+    {
+        var words = System.Text.RegularExpressions.Regex.Replace(typeof(T).Name, "(?<=[a-z])(?=[A-Z])", " ").ToLowerInvariant();
+        return ("aeiou".Contains(words[0]) ? "an " : "a ") + words;
     }
 
     private static readonly ConcurrentDictionary<Type, PropertyInfo[]> RequiredFields = new();
