@@ -284,7 +284,7 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
     private static string RecordName<T>()
     {
         var words = System.Text.RegularExpressions.Regex.Replace(typeof(T).Name, "(?<=[a-z])(?=[A-Z])", " ").ToLowerInvariant();
-        return ("aeiou".Contains(words[0]) ? "an " : "a ") + words;
+        return ("aeio".Contains(words[0]) ? "an " : "a ") + words;
     }
 
     private static readonly ConcurrentDictionary<Type, PropertyInfo[]> RequiredFields = new();
