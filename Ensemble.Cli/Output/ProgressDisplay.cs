@@ -42,9 +42,7 @@ public static class ProgressDisplay
 
     private static Table Table(UpgradeView? view)
     {
-        var table = new Table().Border(TableBorder.Simple);
-        table.AddColumn("UNIT");
-        table.AddColumn("PROGRESS");
+        var table = Terminal.Table("UNIT", "PROGRESS");
         foreach (var unit in view?.Units ?? []) table.AddRow(new Text(unit.Unit), new Text(Describe(unit)));
         return table;
     }

@@ -65,8 +65,7 @@ public static class StatusFormat
             console.WriteLine("no services deployed");
         else
         {
-            var services = new Table().Border(TableBorder.Simple);
-            foreach (var header in new[] { "SERVICE", "FORMULA", "UNITS", "UPGRADE" }) services.AddColumn(header);
+            var services = Terminal.Table("SERVICE", "FORMULA", "UNITS", "UPGRADE");
             foreach (var (name, service) in status.Services)
             {
                 var upgrade = service.UpgradeUnknown is { } unknown ? $"unknown: {unknown}" : service.UpgradeRunning ? "running" : "";
@@ -74,15 +73,18 @@ public static class StatusFormat
             }
             console.Write(services);
 
-            var units = new Table().Border(TableBorder.Simple);
-            foreach (var header in new[] { "UNIT", "FORMULA", "STATE", "MACHINE", "UPGRADE", "ERROR" }) units.AddColumn(header);
+            var units = Terminal.Table("UNIT", "FORMULA", "STATE", "MACHINE", "UPGRADE", "ERROR");
             foreach (var service in status.Services.Values)
             foreach (var (name, unit) in service.Units)
             {
                 var upgrade = unit.Upgrading ? unit.Progress ?? "pending" : unit.Progress ?? "";
                 units.AddRow(Cell(name), Cell(unit.Formula), Cell(unit.State), Cell(unit.Machine), Cell(upgrade), Cell(unit.Error ?? ""));
             }
-            if (units.Rows.Count > 0) console.Write(units);
+            if (units.Rows.Count > 0)
+            {
+                console.WriteLine();
+                console.Write(units);
+            }
         }
         if (status.Unreadable is { Count: > 0 } unreadable)
         {

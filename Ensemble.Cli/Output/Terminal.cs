@@ -26,4 +26,13 @@ public static class Terminal
         console.Profile.Width = 1000;
         return console;
     }
+
+    /// <summary>A borderless table with bold headers, columns two spaces apart: easy to read and to grep.</summary>
+    public static Table Table(params string[] headers)
+    {
+        var table = new Table().Border(TableBorder.None);
+        foreach (var header in headers)
+            table.AddColumn(new TableColumn(new Text(header, new Style(decoration: Decoration.Bold))).PadLeft(0).PadRight(2));
+        return table;
+    }
 }
