@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Ensemble.Formulas;
 using Ensemble.Units;
+using Ensemble.Units.Steps;
 
 namespace Ensemble.Environments;
 
@@ -23,6 +24,8 @@ public sealed class FaultyFormulaStorage(IFormulaStorage inner) : IFormulaStorag
 
     public bool Contains(string key) => inner.Contains(key);
 
+    public string Location => inner.Location;
+
     public async Task<byte[]> GetAsync(string key, CancellationToken ct = default)
     {
         Interlocked.Increment(ref _gets);
@@ -39,6 +42,44 @@ public sealed class FaultyFormulaStorage(IFormulaStorage inner) : IFormulaStorag
 
 /// <summary>An agent crash injected by a test.</summary>
 public sealed class InjectedCrashException(string message) : Exception(message);
+
+/// <summary>Where in a step a fault can be injected.</summary>
+public enum StepPoint
+{
+    /// <summary>The step is persisted as current but its work has not begun.</summary>
+    Before,
+
+    /// <summary>The step's work is done but the next step is not yet persisted.</summary>
+    After,
+}
+
+/// <summary>Called around every step of every unit agent; throwing crashes the agent there.</summary>
+public interface IUnitFaults
+{
+    void At(string unit, UnitStep step, StepPoint point);
+
+    public static IUnitFaults None { get; } = new NoFaults();
+
+    private sealed class NoFaults : IUnitFaults
+    {
+        public void At(string unit, UnitStep step, StepPoint point) { }
+    }
+
+    /// <summary>The standard steps, each wrapped so that <paramref name="faults"/> is asked before and after it.</summary>
+    public static IReadOnlyDictionary<UnitStep, IUnitStep> Around(IUnitFaults faults, IReadOnlyDictionary<UnitStep, IUnitStep>? steps = null) =>
+        (steps ?? UnitSteps.Standard).ToDictionary(kv => kv.Key, kv => (IUnitStep)new FaultyStep(kv.Key, kv.Value, faults));
+
+    private sealed class FaultyStep(UnitStep step, IUnitStep inner, IUnitFaults faults) : IUnitStep
+    {
+        public async Task<string?> RunAsync(UnitStepContext unit, UnitState state, CancellationToken token)
+        {
+            faults.At(unit.Unit, step, StepPoint.Before);
+            var outcome = await inner.RunAsync(unit, state, token);
+            faults.At(unit.Unit, step, StepPoint.After);
+            return outcome;
+        }
+    }
+}
 
 /// <summary>Crashes unit agents once at each chosen (step, point), optionally only for chosen units.</summary>
 public sealed class CrashFaults : IUnitFaults

@@ -110,7 +110,7 @@ public sealed class LocalEnvironment : IAsyncDisposable
         var topology = new TopologyStore(session, Options.Root);
         var dataDirectory = Path.Combine(Directory, "machines", machine);
         var storage = Options.AgentStorage?.Invoke(Storage) ?? Storage;
-        var context = EnsembleWiring.AgentContextFor(machine, dataDirectory, topology, storage, Options.Agent, Options.Faults);
+        var context = EnsembleWiring.AgentContextFor(machine, dataDirectory, topology, storage, Options.Agent, IUnitFaults.Around(Options.Faults));
         var agent = await EnsembleWiring.StartAgentAsync(System, context);
         _machines[machine] = (context, session, agent);
         await WaitUntilAsync(async () => await Topology.GetAgentAsync(machine) is not null, TimeSpan.FromSeconds(10), $"agent {machine} to register");

@@ -10,12 +10,17 @@ public interface IFormulaStorage
     Task<byte[]> GetAsync(string key, CancellationToken ct = default);
 
     bool Contains(string key);
+
+    /// <summary>Where the bundles are kept, for messages to an operator.</summary>
+    string Location => GetType().Name;
 }
 
 /// <summary>Bundles stored as files <c>root/&lt;first two hex digits&gt;/&lt;sha256&gt;.tar.gz</c>, written atomically.</summary>
 public sealed class FileFormulaStorage(string root) : IFormulaStorage
 {
     public string Root { get; } = Path.GetFullPath(root);
+
+    public string Location => Root;
 
     public async Task<string> PutAsync(FormulaBundle bundle, CancellationToken ct = default)
     {

@@ -35,9 +35,17 @@ public interface IHookRunner
 /// output appended with timestamps to the unit's log, and the whole process tree killed at the timeout
 /// or when the caller cancels (an agent that restarts must not leave a hook running beside its re-run).
 /// </summary>
-public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
+/// At most <c>maxParallel</c> hooks of the machine run at once (the others wait their turn before their
+/// timeout starts), so a thousand units deployed together do not fork a thousand hooks into two cores
+/// and leave the agent too starved to answer.
+public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.MaxValue) : IHookRunner
 {
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(5);
+
+    /// <summary>A default for a machine: a few hooks per core keeps the machine busy without thrashing it.</summary>
+    public static int DefaultMaxParallel => Math.Max(4, Environment.ProcessorCount * 4);
+
+    private readonly SemaphoreSlim _slots = new(Math.Max(1, Math.Min(maxParallel, 100_000)));
 
     public TimeSpan Timeout => timeout;
 
@@ -47,6 +55,19 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
     {
         var path = Path.Combine(context.FormulaDirectory, "hooks", hook);
         if (!File.Exists(path)) return new HookResult(hook, Ran: false, ExitCode: 0, TimedOut: false);
+        await _slots.WaitAsync(cancellationToken);
+        try
+        {
+            return await RunProcessAsync(path, hook, context, cancellationToken);
+        }
+        finally
+        {
+            _slots.Release();
+        }
+    }
+
+    private async Task<HookResult> RunProcessAsync(string path, string hook, HookContext context, CancellationToken cancellationToken)
+    {
 
         Directory.CreateDirectory(Path.GetDirectoryName(context.LogPath)!);
         // A hook of this unit left running by an agent that died (kill -9, power cut) must not overlap this run.
@@ -155,22 +176,32 @@ public sealed class ProcessHookRunner(TimeSpan timeout) : IHookRunner
 
         private bool _closed;
 
-        /// <summary>Appends a line; a line from a reader that outlives the hook run is dropped, not a crash.</summary>
+        /// <summary>
+        /// Appends a line; a line from a reader that outlives the hook run is dropped, not a crash, and so are
+        /// lines a failing disk refuses (this runs on the output readers' threads, where an exception would
+        /// end the whole process). The hook itself goes on; the first refusal is kept for the caller.
+        /// </summary>
         public void Write(string line)
         {
             var stamp = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
             lock (_gate)
             {
-                if (!_closed) _writer.WriteLine($"{stamp} [{hook}] {line}");
+                if (_closed || Failure is not null) return;
+                try { _writer.WriteLine($"{stamp} [{hook}] {line}"); }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { Failure = ex; }
             }
         }
+
+        /// <summary>Why the log stopped taking lines, if it did.</summary>
+        public Exception? Failure { get; private set; }
 
         public ValueTask DisposeAsync()
         {
             lock (_gate)
             {
                 _closed = true;
-                _writer.Dispose();
+                try { _writer.Dispose(); }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { Failure ??= ex; }
             }
             return ValueTask.CompletedTask;
         }

@@ -34,14 +34,21 @@ public static class EnsembleConfig
 
     public static ControllerSettings ControllerSettings(Config config) => new(
         config.GetTimeSpan("ensemble.controller.unit-upgrade-deadline"),
-        config.GetTimeSpan("ensemble.controller.agent-resend-interval"));
+        config.GetTimeSpan("ensemble.controller.agent-resend-interval"),
+        new RequestLimits(
+            config.GetInt("ensemble.limits.units-per-request"),
+            config.GetInt("ensemble.limits.units-per-service"),
+            config.GetInt("ensemble.limits.services-per-environment"),
+            config.GetInt("ensemble.limits.max-revision"),
+            config.GetInt("ensemble.limits.repository-path-length")));
 
     public static AgentSettings AgentSettings(Config config) => new(
         config.GetTimeSpan("ensemble.agent.hook-timeout"),
         new DownloadRetryPolicy(
             config.GetInt("ensemble.agent.download-retry.max-attempts"),
             config.GetTimeSpan("ensemble.agent.download-retry.min-backoff"),
-            config.GetTimeSpan("ensemble.agent.download-retry.max-backoff")));
+            config.GetTimeSpan("ensemble.agent.download-retry.max-backoff")),
+            config.GetInt("ensemble.agent.max-parallel-hooks", 0));
 
     /// <summary>
     /// Puts the journal file in write-ahead-log mode (a setting the file keeps). In SQLite's default

@@ -137,7 +137,7 @@ public sealed class EnsembleNode : IAsyncDisposable
         if (Options.IsController)
         {
             var session = await OpenAsync(sessionTimeout, resumable: false);
-            var context = new ControllerContext(new TopologyStore(session, root), storage, EnsembleConfig.ControllerSettings(config));
+            var context = new ControllerContext(new TopologyStore(session, root), storage, EnsembleConfig.ControllerSettings(config), Options.JournalPath);
             await context.Topology.EnsureLayoutAsync();
             System.ActorOf(ClusterSingletonManager.Props(
                 ServiceManager.Props(context, Options.Environment), PoisonPill.Instance,

@@ -16,10 +16,10 @@ public static class EnsembleWiring
 
     /// <summary>What the unit agents of one machine share: its directory, its formula cache and hook runner.</summary>
     public static AgentContext AgentContextFor(string machine, string machineDirectory, Topology.TopologyStore topology,
-        Formulas.IFormulaStorage storage, AgentSettings settings, IUnitFaults? faults = null) =>
+        Formulas.IFormulaStorage storage, AgentSettings settings, IReadOnlyDictionary<UnitStep, Units.Steps.IUnitStep>? steps = null) =>
         new(machine, machineDirectory, topology,
             new FormulaCache(storage, Path.Combine(machineDirectory, "formula-cache")),
-            new Hooks.ProcessHookRunner(settings.HookTimeout), settings, faults ?? IUnitFaults.None);
+            new Hooks.ProcessHookRunner(settings.HookTimeout, settings.MaxParallelHooks), settings, steps ?? Units.Steps.UnitSteps.Standard);
 
     /// <summary>Starts the agent role for one machine; it announces itself and adopts the units placed on it.</summary>
     public static async Task<IActorRef> StartAgentAsync(ActorSystem system, AgentContext context)

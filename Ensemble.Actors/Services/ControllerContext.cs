@@ -4,10 +4,13 @@ using Ensemble.Topology;
 namespace Ensemble.Services;
 
 /// <summary>Settings of the service coordinators, read from the ensemble.controller HOCON section.</summary>
-public sealed record ControllerSettings(TimeSpan UnitUpgradeDeadline, TimeSpan AgentResendInterval)
+public sealed record ControllerSettings(TimeSpan UnitUpgradeDeadline, TimeSpan AgentResendInterval, RequestLimits? Limits = null)
 {
     public static ControllerSettings Default { get; } = new(TimeSpan.FromMinutes(30), TimeSpan.FromSeconds(5));
+
+    /// <summary>What one request may ask for.</summary>
+    public RequestLimits RequestLimits => Limits ?? RequestLimits.Default;
 }
 
-/// <summary>What the service coordinators of a controller share.</summary>
-public sealed record ControllerContext(TopologyStore Topology, IFormulaStorage Storage, ControllerSettings Settings);
+/// <summary>What the service coordinators of a controller share; JournalLocation names the journal in messages to an operator.</summary>
+public sealed record ControllerContext(TopologyStore Topology, IFormulaStorage Storage, ControllerSettings Settings, string JournalLocation = "the journal");

@@ -27,6 +27,7 @@ public sealed class ServiceActor : ReceivePersistentActor
     private UpgradeView? _lastView;
     private readonly ActorSystem _system = Context.System;
     private ServiceState _state;
+    private IActorRef? _awaitingJournal;
 
     /// <summary>The result of asynchronous work: events to journal, then a reply.</summary>
     private sealed record WorkDone(IReadOnlyList<IServiceEvent> Events, object Reply, IActorRef ReplyTo);
@@ -94,10 +95,12 @@ public sealed class ServiceActor : ReceivePersistentActor
                 return;
             }
             var last = done.Events[^1];
+            _awaitingJournal = done.ReplyTo;
             PersistAll(done.Events, e =>
             {
                 _state = ServiceLogic.Apply(_state, e);
                 if (!ReferenceEquals(e, last)) return;
+                _awaitingJournal = null;
                 done.ReplyTo.Tell(done.Reply);
                 if (e is UpgradeBegan)
                 {
@@ -114,12 +117,28 @@ public sealed class ServiceActor : ReceivePersistentActor
             _log.Error(failure.Cause, "{0}: request failed", _name);
         });
         // Saga reports and progress keep flowing while a request is being prepared, and questions about
-        // them are answered: a status that waited behind a long preparation would look like no answer.
+        // them are answered: a status or a watcher that waited behind a long preparation would look like
+        // no answer (a large deploy must not make `ensemble status` wait for it).
         Command<UpgradeSaga.Report>(OnSagaReport);
         Command<UnitUpgradeProgressed>(OnProgress);
         Command<GetUpgradeStatus>(_ => Sender.Tell(Status()));
         Command<WatchUpgrade>(OnWatch);
         CommandAny(_ => Stash.Stash());
+    }
+
+    /// <summary>
+    /// The journal refused a write: the requester learns why, with the journal's location, instead of
+    /// waiting for a reply that never comes; the coordinator then stops (Akka.Persistence's rule) and is
+    /// started again, recovering from what the journal holds, by the next request.
+    /// </summary>
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        _log.Error(cause, "{0}: could not journal {1} in {2}", _name, @event.GetType().Name, _context.JournalLocation);
+        _awaitingJournal?.Tell(new CommandRejected(_name, RejectionKind.Unavailable,
+            $"the coordinator of '{_name}' could not write its journal {_context.JournalLocation} ({Units.DiskFaults.Reason(cause)}); " +
+            "make the environment's data directory writable (and check the disk has room), then try again"));
+        _awaitingJournal = null;
+        base.OnPersistFailure(cause, @event, sequenceNr);
     }
 
     /// <summary>Runs work off the actor thread; its outcome comes back as WorkDone (or a rejection reply).</summary>
@@ -142,9 +161,17 @@ public sealed class ServiceActor : ReceivePersistentActor
             {
                 return Reject(replyTo, RejectionKind.NotFound, ex.Message);
             }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Our own I/O errors name the path and the fix (repository, formula storage).
+                _log.Warning("{0}: request refused: {1}", _name, ex.Message);
+                return Reject(replyTo, RejectionKind.Unavailable, ex.Message);
+            }
             catch (Exception ex)
             {
-                return Reject(replyTo, RejectionKind.Unavailable, $"{_name}: {ex.GetBaseException().Message}");
+                _log.Error(ex, "{0}: request failed", _name);
+                return Reject(replyTo, RejectionKind.Unavailable,
+                    $"the coordinator of '{_name}' could not complete the request ({ex.GetBaseException().Message}); see the controller's log");
             }
         }).PipeTo(Self);
     }
@@ -152,10 +179,11 @@ public sealed class ServiceActor : ReceivePersistentActor
     private WorkDone Reject(IActorRef replyTo, RejectionKind kind, string reason) =>
         new([], new CommandRejected(_name, kind, reason), replyTo);
 
-    private bool RejectUnlessDeployed()
+    /// <summary>Answers a request the rules refuse (<see cref="ServiceLogic.Check"/>); true when it was refused.</summary>
+    private bool Refused(IServiceCommand command)
     {
-        if (_state.Deployed) return false;
-        Sender.Tell(new CommandRejected(_name, RejectionKind.NotFound, $"service '{_name}' is not deployed; deploy it first or check the name with 'ensemble status'"));
+        if (ServiceLogic.Check(_state, command, _context.Settings.RequestLimits) is not { } rejected) return false;
+        Sender.Tell(rejected);
         return true;
     }
 
@@ -163,16 +191,7 @@ public sealed class ServiceActor : ReceivePersistentActor
 
     private void OnDeploy(DeployService m)
     {
-        if (_state.Deployed)
-        {
-            Sender.Tell(new CommandRejected(_name, RejectionKind.Conflict, $"service '{_name}' is already deployed; pick another service name or destroy it first"));
-            return;
-        }
-        if (m.Units < 1)
-        {
-            Sender.Tell(new CommandRejected(_name, RejectionKind.InvalidInput, $"cannot deploy {m.Units} units; ask for at least 1"));
-            return;
-        }
+        if (Refused(m)) return;
         RunAsync(async (state, replyTo) =>
         {
             var formula = new LocalRepository(m.Repository).FindLatest(m.FormulaName);
@@ -191,12 +210,7 @@ public sealed class ServiceActor : ReceivePersistentActor
 
     private void OnAddUnits(AddUnits m)
     {
-        if (RejectUnlessDeployed()) return;
-        if (m.Count < 1)
-        {
-            Sender.Tell(new CommandRejected(_name, RejectionKind.InvalidInput, $"cannot add {m.Count} units; ask for at least 1"));
-            return;
-        }
+        if (Refused(m)) return;
         RunAsync(async (state, replyTo) =>
         {
             var events = new List<IServiceEvent>();
@@ -209,34 +223,19 @@ public sealed class ServiceActor : ReceivePersistentActor
     {
         var agents = (await _context.Topology.ListAgentsAsync()).ToDictionary(a => a.Machine);
         if (agents.Count == 0) throw new InvalidOperationException("no machine agent is running to place units on");
-        var units = new List<string>();
-        var placements = new Dictionary<string, string>(state.Units);
-        for (var i = 0; i < count; i++)
-        {
-            var unit = UnitNames.Of(_name, state.NextUnitNumber + i);
-            var machine = ServiceLogic.PlaceUnit(agents.Keys, placements)!;
-            placements[unit] = machine;
-            await _context.Topology.AddUnitAsync(new UnitRecord(unit, state.Formula!.Id.ToString(), UnitStates.Pending, machine, Sha256: state.Formula.Sha256));
-            _system.ActorSelection(agents[machine].Address).Tell(new UnitProtocol.DeployUnit(unit, state.Formula));
-            events.Add(new UnitPlaced(unit, machine));
-            units.Add(unit);
-        }
-        return units;
+        var placed = ServiceLogic.PlanPlacement(state, count, agents.Keys);
+        await _context.Topology.AddUnitsAsync(placed.Select(p =>
+            new UnitRecord(p.Unit, state.Formula!.Id.ToString(), UnitStates.Pending, p.Machine, Sha256: state.Formula.Sha256)).ToList());
+        foreach (var p in placed)
+            _system.ActorSelection(agents[p.Machine].Address).Tell(new UnitProtocol.DeployUnit(p.Unit, state.Formula!));
+        events.AddRange(placed);
+        return placed.Select(p => p.Unit).ToList();
     }
 
     private void OnDestroyUnit(DestroyUnit m)
     {
-        if (RejectUnlessDeployed()) return;
-        if (!_state.Units.TryGetValue(m.Unit, out var machine))
-        {
-            Sender.Tell(new CommandRejected(_name, RejectionKind.NotFound, $"unit '{m.Unit}' does not exist; see 'ensemble status' for the units of {_name}"));
-            return;
-        }
-        if (_state.Upgrade is { } run && run.InFlight.Contains(m.Unit))
-        {
-            Sender.Tell(new CommandRejected(_name, RejectionKind.Conflict, $"unit '{m.Unit}' is being upgraded; remove it when the upgrade has finished"));
-            return;
-        }
+        if (Refused(m)) return;
+        var machine = _state.Units[m.Unit];
         RunAsync(async (_, replyTo) =>
         {
             if (await _context.Topology.GetAgentAsync(machine) is { } agent)
@@ -248,12 +247,7 @@ public sealed class ServiceActor : ReceivePersistentActor
 
     private void OnDestroyService(DestroyService m)
     {
-        if (RejectUnlessDeployed()) return;
-        if (_state.Upgrade is { } run)
-        {
-            Sender.Tell(new CommandRejected(_name, RejectionKind.Conflict, $"an upgrade of '{_name}' to {run.To.Id} is running; wait for it to finish before destroying the service"));
-            return;
-        }
+        if (Refused(m)) return;
         RunAsync(async (state, replyTo) =>
         {
             foreach (var (unit, machine) in state.Units)
@@ -266,12 +260,8 @@ public sealed class ServiceActor : ReceivePersistentActor
 
     private void OnResolve(ResolveUnit m)
     {
-        if (RejectUnlessDeployed()) return;
-        if (!_state.Units.TryGetValue(m.Unit, out var machine))
-        {
-            Sender.Tell(new CommandRejected(_name, RejectionKind.NotFound, $"unit '{m.Unit}' does not exist; see 'ensemble status' for the units of {_name}"));
-            return;
-        }
+        if (Refused(m)) return;
+        var machine = _state.Units[m.Unit];
         var replyTo = Sender;
         var system = Context.System;
         var service = _name;
@@ -288,25 +278,7 @@ public sealed class ServiceActor : ReceivePersistentActor
 
     private void OnUpgrade(UpgradeFormula m)
     {
-        if (RejectUnlessDeployed()) return;
-        if (_state.Upgrade is { } running)
-        {
-            Sender.Tell(new CommandRejected(_name, RejectionKind.Conflict,
-                $"an upgrade of '{_name}' to {running.To.Id} is already running ({running.Succeeded.Count + running.Failed.Count} of {running.Succeeded.Count + running.Failed.Count + running.InFlight.Count + running.Queued.Count} units done); wait for it to finish"));
-            return;
-        }
-        if (m.MaxParallel is < 1)
-        {
-            Sender.Tell(new CommandRejected(_name, RejectionKind.InvalidInput, $"--max-parallel must be at least 1, not {m.MaxParallel}"));
-            return;
-        }
-        var unknown = m.Units?.Where(u => !_state.Units.ContainsKey(u)).ToList() ?? [];
-        if (unknown.Count > 0)
-        {
-            Sender.Tell(new CommandRejected(_name, RejectionKind.NotFound,
-                $"unit {string.Join(", ", unknown)} is not a unit of '{_name}'; the units are {string.Join(", ", _state.Units.Keys)}"));
-            return;
-        }
+        if (Refused(m)) return;
         RunAsync((state, replyTo) => PrepareUpgradeAsync(state, m, replyTo));
     }
 
@@ -361,7 +333,16 @@ public sealed class ServiceActor : ReceivePersistentActor
 
     private async Task<FormulaRef> StoreBundleAsync(FormulaBundle bundle)
     {
-        var key = await _context.Storage.PutAsync(bundle);
+        string key;
+        try
+        {
+            key = await _context.Storage.PutAsync(bundle);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot store {bundle.Id} in the formula storage {_context.Storage.Location}: {Units.DiskFaults.Reason(ex)}; " +
+                                  "make the environment's data directory writable (and check the disk has room), then try again", ex);
+        }
         await _context.Topology.PutFormulaAsync(new FormulaRecord(bundle.Id.ToString(), bundle.Sha256, key));
         return new FormulaRef(bundle.Id, bundle.Sha256);
     }

@@ -9,44 +9,106 @@ namespace Ensemble.Services;
 /// Routes each service request to that service's coordinator, starting it (and so its recovery) on first
 /// use, and answers questions about the environment as a whole.
 /// </summary>
-public sealed class ServiceManager : ReceiveActor
+public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
     public const string ActorName = "services";
 
     private readonly ControllerContext _context;
+    private readonly string _environment;
+
+    private sealed record StartCoordinators(IReadOnlyList<string> Services);
+
+    /// <summary>A deploy of a service with no coordinator yet, once the number of services is known.</summary>
+    private sealed record DeployCounted(DeployService Deploy, IActorRef ReplyTo, int Services, string? Failure = null);
+
+    private sealed class ListServices
+    {
+        public static readonly ListServices Instance = new();
+    }
+
+    private static readonly TimeSpan ListRetry = TimeSpan.FromSeconds(1);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     /// <summary>Unreadable records already logged: status is asked often, the log should say it once.</summary>
     private readonly HashSet<string> _loggedUnreadable = [];
 
-    private sealed record StartCoordinators(IReadOnlyList<string> Services);
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public IStash Stash { get; set; } = null!;
 
     public ServiceManager(ControllerContext context, string environment)
     {
         _context = context;
+        _environment = environment;
         // Every deployed service's coordinator starts with the controller, so an upgrade a crash
         // interrupted resumes at once rather than when the service is next asked for something.
+        // Until then requests wait: a service without a coordinator is one that is not deployed.
         Receive<StartCoordinators>(m =>
         {
             foreach (var service in m.Services.Where(UnitNames.IsValidServiceName)) CoordinatorFor(service);
+            Stash.UnstashAll();
+            Become(Ready);
         });
-        Receive<EnvironmentProtocol.Ping>(_ => Sender.Tell(new EnvironmentProtocol.Pong(environment)));
+        Receive<Status.Failure>(failure =>
+        {
+            // The store is away for a moment: requests keep waiting, the listing is tried again.
+            _log.Warning("could not list the deployed services, trying again in {0}: {1}", ListRetry, failure.Cause.GetBaseException().Message);
+            Timers.StartSingleTimer("list-services", ListServices.Instance, ListRetry);
+        });
+        Receive<ListServices>(_ => ListServicesAsync());
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    private void Ready()
+    {
+        Receive<EnvironmentProtocol.Ping>(_ => Sender.Tell(new EnvironmentProtocol.Pong(_environment)));
         Receive<EnvironmentProtocol.GetStatus>(AnswerStatus);
+        Receive<DeployCounted>(m =>
+        {
+            var limit = _context.Settings.RequestLimits.ServicesPerEnvironment;
+            if (m.Failure is not null)
+                m.ReplyTo.Tell(new CommandRejected(m.Deploy.Service, RejectionKind.Unavailable,
+                    $"the coordination store did not answer ({m.Failure}); try again when it is back"));
+            else if (m.Services >= limit)
+                m.ReplyTo.Tell(new CommandRejected(m.Deploy.Service, RejectionKind.InvalidInput,
+                    $"the environment has {m.Services} services, the limit is {limit}; destroy one first"));
+            else
+                CoordinatorFor(m.Deploy.Service).Tell(m.Deploy, m.ReplyTo);
+        });
         Receive<IServiceCommand>(m =>
         {
             if (!UnitNames.IsValidServiceName(m.Service))
             {
                 Sender.Tell(new CommandRejected(m.Service, RejectionKind.InvalidInput,
-                    $"'{m.Service}' is not a valid service name; use lowercase letters, digits and '-', starting with a letter"));
+                    $"'{m.Service}' is not a valid service name; use lowercase letters, digits and '-', starting with a letter, at most 64 characters"));
                 return;
             }
-            CoordinatorFor(m.Service).Forward(m);
+            var coordinator = Context.Child(CoordinatorName(m.Service));
+            if (!coordinator.IsNobody())
+            {
+                coordinator.Forward(m);
+                return;
+            }
+            if (m is DeployService deploy)
+            {
+                // A new service: count the deployed ones first (a coordinator is only made for a service that may exist).
+                var replyTo = Sender;
+                _context.Topology.ListServicesAsync().PipeTo(Self,
+                    success: services => new DeployCounted(deploy, replyTo, services.Count),
+                    failure: ex => new DeployCounted(deploy, replyTo, -1, ex.GetBaseException().Message));
+                return;
+            }
+            // Nothing was ever deployed under this name: answer without starting (and keeping) a coordinator for it.
+            Sender.Tell(ServiceLogic.Check(ServiceState.Empty(m.Service), m, _context.Settings.RequestLimits)
+                ?? new CommandRejected(m.Service, RejectionKind.NotFound, $"service '{m.Service}' is not deployed; check the name with 'ensemble status'"));
         });
     }
 
     public static Props Props(ControllerContext context, string environment = "local") =>
         Akka.Actor.Props.Create(typeof(ServiceManager), context, environment);
 
-    protected override void PreStart() =>
+    protected override void PreStart() => ListServicesAsync();
+
+    private void ListServicesAsync() =>
         _context.Topology.ListServicesAsync().PipeTo(Self, success: services => new StartCoordinators(services));
 
     /// <summary>
@@ -56,9 +118,11 @@ public sealed class ServiceManager : ReceiveActor
     protected override SupervisorStrategy SupervisorStrategy() =>
         new OneForOneStrategy(10, TimeSpan.FromMinutes(1), _ => Directive.Restart);
 
+    private static string CoordinatorName(string service) => "service-" + service;
+
     private IActorRef CoordinatorFor(string service)
     {
-        var name = "service-" + service;
+        var name = CoordinatorName(service);
         var child = Context.Child(name);
         return child.IsNobody() ? Context.ActorOf(ServiceActor.Props(service, _context), name) : child;
     }

@@ -4,9 +4,12 @@ using Ensemble.Topology;
 namespace Ensemble.Units;
 
 /// <summary>Settings of an agent node, read from the ensemble.agent HOCON section.</summary>
-public sealed record AgentSettings(TimeSpan HookTimeout, DownloadRetryPolicy DownloadRetry)
+public sealed record AgentSettings(TimeSpan HookTimeout, DownloadRetryPolicy DownloadRetry, int? MaxParallel = null)
 {
     public static AgentSettings Default { get; } = new(ProcessHookRunner.DefaultTimeout, DownloadRetryPolicy.Default);
+
+    /// <summary>How many hooks of the machine may run at once.</summary>
+    public int MaxParallelHooks => MaxParallel is > 0 and var n ? n : ProcessHookRunner.DefaultMaxParallel;
 }
 
 /// <summary>What the unit agents of one machine share.</summary>
@@ -17,7 +20,7 @@ public sealed record AgentContext(
     FormulaCache Cache,
     IHookRunner Hooks,
     AgentSettings Settings,
-    IUnitFaults Faults)
+    IReadOnlyDictionary<UnitStep, Steps.IUnitStep> Steps)
 {
     public string UnitsDirectory => Path.Combine(DataDirectory, "units");
 }

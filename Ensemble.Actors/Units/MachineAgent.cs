@@ -65,12 +65,26 @@ public sealed class MachineAgent : ReceiveActor
     {
         if (!_units.Remove(terminated.ActorRef, out var unit) || _removing.Remove(unit)) return;
         var paths = UnitPaths.For(_context.UnitsDirectory, unit);
-        if (UnitStateFile.Load(paths) is not { } state) return;
         var cause = $"unit agent failed more than {MaxRestarts} times in a minute ({_lastFailure}); fix the cause, then run 'ensemble resolved --retry {unit}'";
-        if (UnitLifecycle.Decide(state, new UnitTrigger.StepFailed(cause)) is not UnitDecision.Moved moved) return;
-        UnitStateFile.Save(paths, moved.State);
-        _log.Error("{0}: parked in {1}: {2}", unit, UnitLifecycle.StateName(moved.State.Phase), cause);
-        _ = _context.Topology.SetUnitStateAsync(unit, UnitLifecycle.StateName(moved.State.Phase), cause);
+        try
+        {
+            if (UnitStateFile.Load(paths) is not { } state) return;
+            if (UnitLifecycle.Decide(state, new UnitTrigger.StepFailed(cause)) is not UnitDecision.Moved moved) return;
+            UnitStateFile.Save(paths, moved.State);
+            _log.Error("{0}: parked in {1}: {2}", unit, UnitLifecycle.StateName(moved.State.Phase), cause);
+            _ = _context.Topology.SetUnitStateAsync(unit, UnitLifecycle.StateName(moved.State.Phase), cause);
+        }
+        catch (Exception ex) when (DiskFaults.IsDiskFault(ex) || ex is UnitStateFileException)
+        {
+            // The unit's own disk is what fails: say so where status shows it; the machine agent carries on.
+            var error = DiskFaults.Describe($"{cause}; its state file could not be updated either", ex, paths.Root, unit);
+            _log.Error("{0}: {1}", unit, error);
+            _ = _context.Topology.GetUnitAsync(unit).ContinueWith(t =>
+            {
+                if (t.IsCompletedSuccessfully && t.Result is { } record)
+                    _ = _context.Topology.SetUnitStateAsync(unit, record.State, error);
+            }, TaskScheduler.Default);
+        }
     }
 
     protected override void PreStart()
@@ -100,7 +114,7 @@ public sealed class MachineAgent : ReceiveActor
         {
             if (unit.Machine != _context.Machine) continue;
             var agent = UnitAgentFor(unit.Name);
-            if (UnitStateFile.Load(UnitPaths.For(_context.UnitsDirectory, unit.Name)) is not null) continue;
+            if (File.Exists(UnitPaths.For(_context.UnitsDirectory, unit.Name).StateFile)) continue;
             // Never started here: deploy exactly the content the unit was placed with.
             var sha = unit.Sha256 ?? (await _context.Topology.GetFormulaAsync(unit.Formula))?.Sha256;
             if (sha is not null) agent.Tell(new DeployUnit(unit.Name, new FormulaRef(FormulaId.Parse(unit.Formula), sha)));
@@ -117,7 +131,7 @@ public sealed class MachineAgent : ReceiveActor
         }
         if (message is DeployUnit or UpgradeUnit or ResolveUnit or GetUnitStatus)
         {
-            if (message is not DeployUnit && UnitStateFile.Load(UnitPaths.For(_context.UnitsDirectory, message.Unit)) is null)
+            if (message is not DeployUnit && !File.Exists(UnitPaths.For(_context.UnitsDirectory, message.Unit).StateFile))
             {
                 Sender.Tell(new UnitCommandRejected(message.Unit, $"unit {message.Unit} is not deployed on machine {_context.Machine}"));
                 return;
@@ -128,8 +142,15 @@ public sealed class MachineAgent : ReceiveActor
         if (message is RemoveUnit)
         {
             var paths = UnitPaths.For(_context.UnitsDirectory, message.Unit);
-            if (Directory.Exists(paths.Root)) Directory.Delete(paths.Root, recursive: true);
-            Sender.Tell(new UnitRemoved(message.Unit));
+            try
+            {
+                if (Directory.Exists(paths.Root)) Directory.Delete(paths.Root, recursive: true);
+                Sender.Tell(new UnitRemoved(message.Unit));
+            }
+            catch (Exception ex) when (DiskFaults.IsDiskFault(ex))
+            {
+                Sender.Tell(new Status.Failure(new IOException($"cannot delete {paths.Root}: {ex.Message}; make it writable and remove the unit again", ex)));
+            }
             return;
         }
         _log.Debug("dropping {0} for unit {1}: no agent for it here", message.GetType().Name, message.Unit);

@@ -3,20 +3,23 @@ using Akka.Event;
 using Ensemble.Formulas;
 using Ensemble.Hooks;
 using Ensemble.Topology;
+using Ensemble.Units.Steps;
 using static Ensemble.Units.UnitProtocol;
 
 namespace Ensemble.Units;
 
 /// <summary>
-/// Runs one unit's lifecycle on its machine. A thin shell around <see cref="UnitLifecycle"/>: it persists
-/// every transition to the unit's state file before doing the new step's work, so a restarted agent
-/// resumes — or idempotently redoes — the step it was in.
+/// Runs one unit's lifecycle on its machine: the executor of its steps. A thin shell around
+/// <see cref="UnitLifecycle"/>: it persists every transition to the unit's state file before running the
+/// new step (one <see cref="IUnitStep"/> per <see cref="UnitStep"/>, see <see cref="UnitSteps"/>), so a
+/// restarted agent resumes — or idempotently redoes — the step it was in.
 /// </summary>
 public sealed class UnitAgent : ReceiveActor
 {
     private readonly string _unit;
     private readonly AgentContext _context;
     private readonly UnitPaths _paths;
+    private readonly UnitStepContext _step;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<IActorRef> _waiting = [];
     private readonly Guid _incarnation = Guid.NewGuid();
@@ -31,6 +34,7 @@ public sealed class UnitAgent : ReceiveActor
         _unit = unit;
         _context = context;
         _paths = UnitPaths.For(context.UnitsDirectory, unit);
+        _step = new UnitStepContext(unit, _paths, context, _log);
         _state = UnitStateFile.Load(_paths) ?? UnitState.New(unit);
 
         Receive<DeployUnit>(m => Offer(new UnitTrigger.Deploy(m.Formula), Sender));
@@ -103,13 +107,14 @@ public sealed class UnitAgent : ReceiveActor
         var formula = _state.Current;
         var running = _state.Phase == UnitPhase.Running && formula is not null;
         var paths = _paths;
+        var step = _step;
         RemoveAsync().PipeTo(replyTo, success: () => new UnitRemoved(_unit));
         Context.Stop(Self);
 
         async Task RemoveAsync()
         {
             if (running)
-                await _context.Hooks.RunAsync("stop", HookContextFor(formula!), CancellationToken.None);
+                await _context.Hooks.RunAsync("stop", step.HookContextFor(formula!), CancellationToken.None);
             if (Directory.Exists(paths.Root)) Directory.Delete(paths.Root, recursive: true);
         }
     }
@@ -126,11 +131,34 @@ public sealed class UnitAgent : ReceiveActor
     {
         if (decision is not UnitDecision.Moved moved) return;
         var previous = _state;
-        _state = moved.State;
-        UnitStateFile.Save(_paths, _state);
+        _state = Persist(moved.State);
         if (previous.Phase != _state.Phase) _log.Info("{0}: {1} -> {2}", _unit, UnitLifecycle.StateName(previous.Phase), UnitLifecycle.StateName(_state.Phase));
         Notify(previous);
         BeginStep();
+    }
+
+    /// <summary>
+    /// Saves the state entered before its step's work begins. When the unit's directory cannot be written
+    /// (read-only, full, gone), the step cannot be carried out safely: the unit enters that step's error
+    /// state in memory and in the shared topology — where status shows it — and waits there for
+    /// `resolved --retry`, instead of crashing and being restarted over and over. The state file keeps the
+    /// last step it could record, which a restarted agent redoes (every step can be redone).
+    /// </summary>
+    private UnitState Persist(UnitState next)
+    {
+        try
+        {
+            UnitStateFile.Save(_paths, next);
+            return next;
+        }
+        catch (Exception ex) when (DiskFaults.IsDiskFault(ex))
+        {
+            var cause = DiskFaults.Describe($"cannot record the unit's state in {_paths.StateFile}", ex, _paths.Root, _unit);
+            _log.Error("{0}: {1}", _unit, cause);
+            return !next.IsError && UnitLifecycle.Decide(next, new UnitTrigger.StepFailed(cause)) is UnitDecision.Moved failed
+                ? failed.State
+                : next;
+        }
     }
 
     /// <summary>Tells those waiting on an upgrade how it goes, and records errors in the shared topology.</summary>
@@ -169,12 +197,11 @@ public sealed class UnitAgent : ReceiveActor
         // Shutting down: the step is persisted as current and will run when the agent starts again.
         if (_drainedReplyTo is not null) return;
 
-        _context.Faults.At(_unit, step, StepPoint.Before);
         var sequence = ++_stepSequence;
         var state = _state;
         var token = _stepCancellation.Token;
         _stepRunning = true;
-        RunStepAsync(step, state, token).PipeTo(Self,
+        _context.Steps[step].RunAsync(_step, state, token).PipeTo(Self,
             success: failure => new StepFinished(_incarnation, sequence, step, failure, null),
             failure: ex => new StepFinished(_incarnation, sequence, step, null, ex));
     }
@@ -186,10 +213,18 @@ public sealed class UnitAgent : ReceiveActor
         if (m.Crash is not null)
         {
             if (m.Crash is OperationCanceledException) return;
+            // A disk that refuses the step's files fails the step (its error state, with the path), rather
+            // than crashing the agent into a restart that would meet the same disk.
+            if (DiskFaults.IsDiskFault(m.Crash) && UnitLifecycle.CanFail(_state))
+            {
+                var cause = DiskFaults.Describe($"{UnitLifecycle.StateName(_state.Phase)} failed", m.Crash, _paths.Root, _unit);
+                _log.Error("{0}: {1}", _unit, cause);
+                Offer(new UnitTrigger.StepFailed(cause));
+                return;
+            }
             // An unexpected failure: crash, and let the supervisor restart us from the persisted step.
             throw new UnitAgentException($"{_unit}: step {m.Step} failed unexpectedly", m.Crash);
         }
-        _context.Faults.At(_unit, m.Step, StepPoint.After);
         Offer(m.Failure is null ? UnitTrigger.Succeeded : new UnitTrigger.StepFailed(m.Failure));
         if (m.Step == UnitStep.Record && m.Failure is null) CompleteWaiters();
         if (_drainedReplyTo is not null && !_stepRunning) _drainedReplyTo.Tell(new Drained());
@@ -200,85 +235,6 @@ public sealed class UnitAgent : ReceiveActor
         if (_state.Current is null) return;
         foreach (var waiter in _waiting) waiter.Tell(new UnitUpgraded(_unit, _state.Current));
         _waiting.Clear();
-    }
-
-    /// <summary>Does one step's work; returns null on success or the cause of an expected failure.</summary>
-    private async Task<string?> RunStepAsync(UnitStep step, UnitState state, CancellationToken token)
-    {
-        switch (step)
-        {
-            case UnitStep.Install:
-            {
-                var target = state.Target!;
-                var bundle = await DownloadAsync(target, token);
-                if (bundle.Failure is not null) return bundle.Failure;
-                Directory.CreateDirectory(_paths.DataDirectory);
-                FormulaSwap.Replace(_paths, bundle.Bytes!, target.Sha256);
-                return await HookAsync("install", target, state, token);
-            }
-            case UnitStep.Start:
-                if (!Directory.Exists(_paths.FormulaDirectory))
-                {
-                    // Resolved past a failed install that never unpacked the formula: unpack it now.
-                    var bundle = await DownloadAsync(state.Current!, token);
-                    if (bundle.Failure is not null) return bundle.Failure;
-                    FormulaSwap.Replace(_paths, bundle.Bytes!, state.Current!.Sha256);
-                }
-                return await HookAsync("start", state.Current!, state, token);
-            case UnitStep.Download:
-                return (await DownloadAsync(state.Target!, token)).Failure;
-            case UnitStep.Stop:
-                return await HookAsync("stop", state.Current!, state, token);
-            case UnitStep.Extract:
-            {
-                var bundle = await DownloadAsync(state.Target!, token);
-                if (bundle.Failure is not null) return bundle.Failure;
-                Directory.CreateDirectory(_paths.DataDirectory);
-                FormulaSwap.Replace(_paths, bundle.Bytes!, state.Target!.Sha256);
-                return null;
-            }
-            case UnitStep.UpgradeHook:
-                return await HookAsync("upgrade-formula", state.Current!, state, token);
-            case UnitStep.Record:
-                await _context.Topology.CompleteUpgradeAsync(_unit, state.Current!.Id.ToString(), state.Current.Sha256);
-                return null;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(step), step, null);
-        }
-    }
-
-    private async Task<string?> HookAsync(string hook, FormulaRef formula, UnitState state, CancellationToken token)
-    {
-        var previous = hook == "upgrade-formula" ? state.PreviousRevision : null;
-        var result = await _context.Hooks.RunAsync(hook, HookContextFor(formula, previous), token);
-        return result.Succeeded ? null : result.Describe();
-    }
-
-    private HookContext HookContextFor(FormulaRef formula, int? previousRevision = null) => new(
-        _unit, UnitNames.ServiceOf(_unit), _paths.FormulaDirectory, _paths.DataDirectory,
-        formula.Id.Revision, _paths.LogPath, previousRevision, _paths.HookProcessFile);
-
-    private sealed record Download(byte[]? Bytes, string? Failure);
-
-    /// <summary>Fetches and verifies the bundle, retrying with bounded exponential backoff.</summary>
-    private async Task<Download> DownloadAsync(FormulaRef formula, CancellationToken token)
-    {
-        var policy = _context.Settings.DownloadRetry;
-        string? lastFailure = null;
-        for (var attempt = 1; policy.DelayBefore(attempt) is { } delay; attempt++)
-        {
-            if (delay > TimeSpan.Zero) await Task.Delay(delay, token);
-            try
-            {
-                return new Download(await _context.Cache.GetVerifiedAsync(formula, token), null);
-            }
-            catch (Exception ex) when (ex is IOException or BundleRejectedException or UnauthorizedAccessException)
-            {
-                lastFailure = ex.Message;
-                _log.Warning("{0}: download of {1} failed (attempt {2} of {3}): {4}", _unit, formula.Id, attempt, policy.MaxAttempts, ex.Message);
-            }
-        }
-        return new Download(null, $"download of {formula.Id} failed after {policy.MaxAttempts} attempts: {lastFailure}");
     }
 }
 

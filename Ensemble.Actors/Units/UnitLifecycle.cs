@@ -89,6 +89,9 @@ public static class UnitLifecycle
         [UnitPhase.UpgradingFormula] = new(UnitStep.UpgradeHook, UnitPhase.Starting, UnitPhase.UpgradeError),
     };
 
+    /// <summary>True when the state has a step that can fail (and so an error state to fall into).</summary>
+    public static bool CanFail(UnitState state) => Steps.ContainsKey(state.Phase);
+
     public static bool IsError(UnitPhase phase) =>
         phase is UnitPhase.InstallError or UnitPhase.StartError or UnitPhase.StopError or UnitPhase.UpgradeError;
 

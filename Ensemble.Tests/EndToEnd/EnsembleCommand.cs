@@ -12,8 +12,8 @@ public sealed record CommandResult(int ExitCode, string Stdout, string Stderr)
     public bool HasStackTrace => Stderr.Contains("   at ", StringComparison.Ordinal) || Stderr.Contains("Unhandled exception", StringComparison.Ordinal);
 }
 
-/// <summary>Runs the installed `ensemble` tool (<see cref="InstalledTool"/>) as a process, with its own ENSEMBLE_HOME.</summary>
-public sealed class EnsembleCommand(string home)
+/// <summary>Runs the installed `ensemble` tool (<see cref="InstalledTool"/>) as a process, with its own ENSEMBLE_HOME and any extra environment variables.</summary>
+public sealed class EnsembleCommand(string home, IReadOnlyDictionary<string, string>? environment = null)
 {
     public string Home { get; } = home;
 
@@ -37,6 +37,7 @@ public sealed class EnsembleCommand(string home)
         };
         foreach (var arg in args) start.ArgumentList.Add(arg);
         start.Environment["ENSEMBLE_HOME"] = Home;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         start.Environment.Remove("ENSEMBLE_ENVIRONMENT");
         var process = Process.Start(start)!;
         process.StandardInput.Close();

@@ -316,4 +316,30 @@ public sealed class ProcessHookRunnerTests : IDisposable
         Assert.True(result.Succeeded);
         Assert.False(File.Exists(processFile));
     }
+
+    [Fact]
+    public async Task No_more_hooks_than_allowed_run_at_once_and_the_others_wait_their_turn()
+    {
+        // Each run marks itself running, waits for the gate file to go, then unmarks itself.
+        WriteHook("install", """
+            touch "$ENSEMBLE_UNIT_DATA_DIR/running-$$"
+            while [ -f "$ENSEMBLE_UNIT_DATA_DIR/gate" ]; do sleep 0.02; done
+            rm "$ENSEMBLE_UNIT_DATA_DIR/running-$$"
+            echo done >> "$ENSEMBLE_UNIT_DATA_DIR/finished"
+            """);
+        File.WriteAllText(DataFile("gate"), "");
+        var runner = new ProcessHookRunner(Deadline, maxParallel: 2);
+        int Running() => Directory.GetFiles(context.DataDirectory, "running-*").Length;
+
+        var runs = Enumerable.Range(0, 5).Select(_ => runner.RunAsync("install", context, CancellationToken.None)).ToList();
+        Assert.True(await ScratchDirectory.EventuallyAsync(() => Running() == 2, Deadline), "two hooks never ran together");
+        // All five were asked for at once: without the limit the other three would be running by now.
+        Assert.False(await ScratchDirectory.EventuallyAsync(() => Running() > 2, TimeSpan.FromSeconds(1)),
+            $"{Running()} hooks ran at once with room for 2");
+        File.Delete(DataFile("gate"));
+
+        var results = await Task.WhenAll(runs).WaitAsync(Deadline);
+        Assert.All(results, r => Assert.True(r.Succeeded));
+        Assert.Equal(5, File.ReadAllLines(DataFile("finished")).Length);
+    }
 }

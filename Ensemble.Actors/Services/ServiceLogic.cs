@@ -1,0 +1,160 @@
+using System.Collections.Immutable;
+using Ensemble.Topology;
+using static Ensemble.Services.ServiceEvents;
+using static Ensemble.Services.ServiceProtocol;
+using ServiceDeployed = Ensemble.Services.ServiceEvents.ServiceDeployed;
+using UnitDestroyed = Ensemble.Services.ServiceEvents.UnitDestroyed;
+
+namespace Ensemble.Services;
+
+/// <summary>
+/// The pure rules of a service coordinator: which requests it accepts, how events change its state and
+/// what to do next. The actor only persists, schedules and talks.
+/// </summary>
+public static class ServiceLogic
+{
+    /// <summary>
+    /// Why the coordinator refuses <paramref name="command"/> as things stand, or null when it goes ahead.
+    /// Every limit and every fact the request contradicts is checked here, before anything changes.
+    /// </summary>
+    public static CommandRejected? Check(ServiceState state, IServiceCommand command, RequestLimits limits)
+    {
+        var name = state.Name;
+        CommandRejected Reject(RejectionKind kind, string reason) => new(name, kind, reason);
+        CommandRejected NotDeployed() =>
+            Reject(RejectionKind.NotFound, $"service '{name}' is not deployed; deploy it first or check the name with 'ensemble status'");
+        CommandRejected? UnknownUnit(string unit) => state.Units.ContainsKey(unit) ? null
+            : Reject(RejectionKind.NotFound, $"unit '{unit}' does not exist; see 'ensemble status' for the units of {name}");
+
+        switch (command)
+        {
+            case DeployService deploy:
+                if (state.Deployed)
+                    return Reject(RejectionKind.Conflict, $"service '{name}' is already deployed; pick another service name or destroy it first");
+                return CheckUnitCount(deploy.Units, 0, limits, Reject)
+                    ?? CheckRepository(deploy.Repository, limits, Reject);
+            case AddUnits add:
+                return !state.Deployed ? NotDeployed() : CheckUnitCount(add.Count, state.Units.Count, limits, Reject);
+            case DestroyUnit destroy:
+                if (!state.Deployed) return NotDeployed();
+                if (UnknownUnit(destroy.Unit) is { } unknown) return unknown;
+                return state.Upgrade is { } inFlight && inFlight.InFlight.Contains(destroy.Unit)
+                    ? Reject(RejectionKind.Conflict, $"unit '{destroy.Unit}' is being upgraded; remove it when the upgrade has finished")
+                    : null;
+            case DestroyService:
+                if (!state.Deployed) return NotDeployed();
+                return state.Upgrade is { } running
+                    ? Reject(RejectionKind.Conflict, $"an upgrade of '{name}' to {running.To.Id} is running; wait for it to finish before destroying the service")
+                    : null;
+            case ResolveUnit resolve:
+                return !state.Deployed ? NotDeployed() : UnknownUnit(resolve.Unit);
+            case UpgradeFormula upgrade:
+                return !state.Deployed ? NotDeployed() : CheckUpgrade(state, upgrade, limits, Reject);
+            default:
+                return null;
+        }
+    }
+
+    private static CommandRejected? CheckUnitCount(int count, int existing, RequestLimits limits, Func<RejectionKind, string, CommandRejected> reject)
+    {
+        if (count < 1) return reject(RejectionKind.InvalidInput, $"cannot add {count} units; ask for at least 1");
+        if (count > limits.UnitsPerRequest)
+            return reject(RejectionKind.InvalidInput,
+                $"{count} units is over the limit of {limits.UnitsPerRequest} units per request; ask for fewer and add more with 'ensemble add-unit'");
+        if (existing + count > limits.UnitsPerService)
+            return reject(RejectionKind.InvalidInput,
+                $"{existing + count} units would be over the limit of {limits.UnitsPerService} units per service ({existing} exist); ask for at most {Math.Max(0, limits.UnitsPerService - existing)}");
+        return null;
+    }
+
+    private static CommandRejected? CheckRepository(string? repository, RequestLimits limits, Func<RejectionKind, string, CommandRejected> reject) =>
+        repository is { Length: var length } && length > limits.RepositoryPathLength
+            ? reject(RejectionKind.InvalidInput, $"the repository path is {length} characters long, over the limit of {limits.RepositoryPathLength}; use a shorter path")
+            : null;
+
+    private static CommandRejected? CheckUpgrade(ServiceState state, UpgradeFormula m, RequestLimits limits, Func<RejectionKind, string, CommandRejected> reject)
+    {
+        if (state.Upgrade is { } running)
+            return reject(RejectionKind.Conflict,
+                $"an upgrade of '{state.Name}' to {running.To.Id} is already running ({running.Succeeded.Count + running.Failed.Count} of {running.Succeeded.Count + running.Failed.Count + running.InFlight.Count + running.Queued.Count} units done); wait for it to finish");
+        if (m.MaxParallel is { } parallel && (parallel < 1 || parallel > limits.UnitsPerService))
+            return reject(RejectionKind.InvalidInput,
+                $"--max-parallel must be between 1 and {limits.UnitsPerService} (the units-per-service limit), not {parallel}; leave it out to upgrade every unit at once");
+        if (m.Revision is { } revision && (revision < 0 || revision > limits.MaxRevision))
+            return reject(RejectionKind.InvalidInput, $"--revision must be between 0 and {limits.MaxRevision}, not {revision}");
+        if (CheckRepository(m.Repository, limits, reject) is { } badRepository) return badRepository;
+        if (m.Units is not { } units) return null;
+        if (units.Count == 0) return reject(RejectionKind.InvalidInput, "--units names no unit; name at least one, or leave it out to upgrade every unit");
+        if (units.Count > limits.UnitsPerService)
+            return reject(RejectionKind.InvalidInput, $"--units names {units.Count} units, over the limit of {limits.UnitsPerService} units per service");
+        var twice = units.GroupBy(u => u, StringComparer.Ordinal).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+        if (twice.Count > 0)
+            return reject(RejectionKind.InvalidInput, $"--units names {string.Join(", ", twice)} more than once; name each unit once");
+        var unknown = units.Where(u => !state.Units.ContainsKey(u)).ToList();
+        return unknown.Count == 0 ? null
+            : reject(RejectionKind.NotFound,
+                $"unit {string.Join(", ", unknown.Take(10))}{(unknown.Count > 10 ? $" and {unknown.Count - 10} more" : "")} is not a unit of '{state.Name}'; see 'ensemble status {state.Name}' for its units");
+    }
+
+    public static ServiceState Apply(ServiceState state, IServiceEvent e) => e switch
+    {
+        ServiceDeployed d => state with { Formula = d.Formula, Repository = d.Repository },
+        UnitPlaced p => state with
+        {
+            Units = state.Units.SetItem(p.Unit, p.Machine),
+            NextUnitNumber = Math.Max(state.NextUnitNumber, UnitNames.NumberOf(p.Unit) + 1),
+        },
+        UnitDestroyed d => state with
+        {
+            Units = state.Units.Remove(d.Unit),
+            Upgrade = state.Upgrade is { } run ? run with { Queued = run.Queued.Remove(d.Unit) } : null,
+        },
+        UpgradeBegan b => state with
+        {
+            Formula = b.To,
+            Repository = b.Repository,
+            Upgrade = new UpgradeRun(b.RunId, b.From, b.To, b.MaxParallel, [.. b.Units],
+                ImmutableSortedSet<string>.Empty, ImmutableSortedSet<string>.Empty, ImmutableSortedDictionary<string, string>.Empty),
+        },
+        UnitUpgradeLaunched l => WithRun(state, l.RunId, run => run with { Queued = run.Queued.Remove(l.Unit), InFlight = run.InFlight.Add(l.Unit) }),
+        UnitUpgradeSucceeded s => WithRun(state, s.RunId, run => run with { InFlight = run.InFlight.Remove(s.Unit), Succeeded = run.Succeeded.Add(s.Unit) }),
+        ServiceEvents.UnitUpgradeFailed f => WithRun(state, f.RunId, run => run with { InFlight = run.InFlight.Remove(f.Unit), Failed = run.Failed.SetItem(f.Unit, f.Cause) }),
+        UpgradeEnded end => state.Upgrade?.RunId == end.RunId ? state with { Upgrade = null } : state,
+        // Unit numbers are never reused, even by a service deployed again under the same name.
+        ServiceRemoved => ServiceState.Empty(state.Name) with { NextUnitNumber = state.NextUnitNumber },
+        _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, null),
+    };
+
+    /// <summary>The units to launch now so that at most MaxParallel upgrade at once.</summary>
+    public static IReadOnlyList<string> NextLaunches(UpgradeRun run) =>
+        run.Halted ? [] : run.Queued.Take(Math.Max(0, run.MaxParallel - run.InFlight.Count)).ToList();
+
+    /// <summary>Names and places <paramref name="count"/> new units, each on the machine <see cref="PlaceUnit"/> picks.</summary>
+    public static IReadOnlyList<UnitPlaced> PlanPlacement(ServiceState state, int count, IReadOnlyCollection<string> machines)
+    {
+        if (machines.Count == 0) return [];
+        var placements = new Dictionary<string, string>(state.Units);
+        var placed = new List<UnitPlaced>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var unit = UnitNames.Of(state.Name, state.NextUnitNumber + i);
+            var machine = PlaceUnit(machines, placements)!;
+            placements[unit] = machine;
+            placed.Add(new UnitPlaced(unit, machine));
+        }
+        return placed;
+    }
+
+    /// <summary>The machine for a new unit: the one with the fewest of this service's units, then by name.</summary>
+    public static string? PlaceUnit(IReadOnlyCollection<string> machines, IReadOnlyDictionary<string, string> placed)
+    {
+        if (machines.Count == 0) return null;
+        var load = machines.ToDictionary(m => m, _ => 0);
+        foreach (var machine in placed.Values)
+            if (load.ContainsKey(machine)) load[machine]++;
+        return load.OrderBy(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal).First().Key;
+    }
+
+    private static ServiceState WithRun(ServiceState state, string runId, Func<UpgradeRun, UpgradeRun> change) =>
+        state.Upgrade is { } run && run.RunId == runId ? state with { Upgrade = change(run) } : state;
+}

@@ -1,0 +1,63 @@
+using Akka.Event;
+using Ensemble.Formulas;
+using Ensemble.Hooks;
+using Ensemble.Topology;
+
+namespace Ensemble.Units.Steps;
+
+/// <summary>
+/// One step of a unit's lifecycle (<see cref="UnitStep"/>). The <see cref="UnitAgent"/> is the executor:
+/// it persists the state that names the step, then runs it, then persists where the outcome leads.
+/// A step may be run again from the start after any crash, so each one is written to be redone.
+/// </summary>
+public interface IUnitStep
+{
+    /// <summary>Does the step's work: null on success, else the cause of an expected failure (the unit enters the step's error state).</summary>
+    Task<string?> RunAsync(UnitStepContext unit, UnitState state, CancellationToken token);
+}
+
+/// <summary>What a step works with: the unit, its directories, and what the machine's unit agents share.</summary>
+public sealed record UnitStepContext(string Unit, UnitPaths Paths, AgentContext Agent, ILoggingAdapter Log)
+{
+    /// <summary>Runs one of the formula's hooks for this unit; null on success, else what went wrong.</summary>
+    public async Task<string?> HookAsync(string hook, FormulaRef formula, int? previousRevision, CancellationToken token)
+    {
+        var result = await Agent.Hooks.RunAsync(hook, HookContextFor(formula, previousRevision), token);
+        return result.Succeeded ? null : result.Describe();
+    }
+
+    public HookContext HookContextFor(FormulaRef formula, int? previousRevision = null) => new(
+        Unit, UnitNames.ServiceOf(Unit), Paths.FormulaDirectory, Paths.DataDirectory,
+        formula.Id.Revision, Paths.LogPath, previousRevision, Paths.HookProcessFile);
+
+    /// <summary>Fetches and verifies the bundle, retrying with bounded exponential backoff; the failure says why.</summary>
+    public async Task<(byte[]? Bundle, string? Failure)> DownloadAsync(FormulaRef formula, CancellationToken token)
+    {
+        var policy = Agent.Settings.DownloadRetry;
+        string? lastFailure = null;
+        for (var attempt = 1; policy.DelayBefore(attempt) is { } delay; attempt++)
+        {
+            if (delay > TimeSpan.Zero) await Task.Delay(delay, token);
+            try
+            {
+                return (await Agent.Cache.GetVerifiedAsync(formula, token), null);
+            }
+            catch (Exception ex) when (ex is IOException or BundleRejectedException or UnauthorizedAccessException)
+            {
+                lastFailure = ex.Message;
+                Log.Warning("{0}: download of {1} failed (attempt {2} of {3}): {4}", Unit, formula.Id, attempt, policy.MaxAttempts, ex.Message);
+            }
+        }
+        return (null, $"download of {formula.Id} failed after {policy.MaxAttempts} attempts: {lastFailure}");
+    }
+
+    /// <summary>Downloads the formula and swaps it into the unit's formula directory, the data directory untouched.</summary>
+    public async Task<string?> UnpackAsync(FormulaRef formula, CancellationToken token)
+    {
+        var (bundle, failure) = await DownloadAsync(formula, token);
+        if (failure is not null) return failure;
+        Directory.CreateDirectory(Paths.DataDirectory);
+        FormulaSwap.Replace(Paths, bundle!, formula.Sha256);
+        return null;
+    }
+}
