@@ -49,7 +49,7 @@ public sealed class EnvironmentHome(string root)
         catch (JsonException) { }
         catch (IOException) { }
         throw new CliException(ExitCodes.Unavailable,
-            $"the record of environment '{name}' ({path}) cannot be read; restore it, or remove the environment with 'ensemble destroy-environment {name}'.");
+            $"the record of environment '{name}' ({path}) cannot be read; repair it (it names the node's pid and contact point), or delete {EnvironmentDirectory(name)} once no node of it runs.");
     }
 
     /// <summary>The environment, or a clear refusal when it was never bootstrapped.</summary>
