@@ -20,12 +20,18 @@ public static class InstalledTool
     /// <summary>The directory the tool was installed into (what a user would put on PATH).</summary>
     public static string ToolPath => Path.GetDirectoryName(Command)!;
 
+    private const string Prefix = "ensemble-tool-";
+
     private static string Install()
     {
-        var work = Directory.CreateTempSubdirectory("ensemble-tool-").FullName;
+        RemoveLeftovers();
+        var work = Directory.CreateTempSubdirectory(Prefix).FullName;
+        File.WriteAllText(Path.Combine(work, "owner"), Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        // The owner file goes last: an exit cut short leaves it, and the next run knows the rest is garbage.
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
         {
-            try { Directory.Delete(work, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            Delete(Path.Combine(work, "tools"));
+            Delete(work);
         };
         // Tests run from <repo>/Ensemble.Tests/bin/<Configuration>/net10.0/.
         var binary = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
@@ -46,6 +52,9 @@ public static class InstalledTool
         Run("dotnet", "tool", "install", PackageId, "--version", version, "--tool-path", tools, "--configfile", config);
         var command = Path.Combine(tools, "ensemble");
         if (!File.Exists(command)) throw new InvalidOperationException($"dotnet tool install left no {command}.");
+        // Only the installed tool is needed from here on.
+        Delete(feed);
+        Delete(Path.Combine(work, "packages"));
         return command;
 
         void Run(string file, params string[] args)
@@ -66,5 +75,28 @@ public static class InstalledTool
             if (process.ExitCode != 0)
                 throw new InvalidOperationException($"'{file} {string.Join(' ', args)}' failed with exit {process.ExitCode}:\n{stdout.Result}\n{stderr.Result}");
         }
+    }
+
+    /// <summary>
+    /// A test host may be ended before its exit handler has deleted its tool: whatever an earlier run whose
+    /// process is gone left behind is removed here.
+    /// </summary>
+    private static void RemoveLeftovers()
+    {
+        foreach (var directory in Directory.GetDirectories(Path.GetTempPath(), Prefix + "*"))
+        {
+            var owner = Path.Combine(directory, "owner");
+            if (File.Exists(owner) && int.TryParse(File.ReadAllText(owner), out var pid) && File.Exists($"/proc/{pid}/stat")) continue;
+            // No owner: half deleted by an exit cut short, unless it was made a moment ago.
+            if (!File.Exists(owner) && Directory.GetCreationTimeUtc(directory) > DateTime.UtcNow.AddMinutes(-1)) continue;
+            Delete(directory);
+        }
+    }
+
+    private static void Delete(string directory)
+    {
+        try { Directory.Delete(directory, recursive: true); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
     }
 }
