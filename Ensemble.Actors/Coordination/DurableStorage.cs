@@ -120,7 +120,7 @@ internal sealed class DurableStorage : IDisposable
         if (bytes.Length < SnapshotMagic.Length + 16) return null;
         var body = bytes.AsSpan(0, bytes.Length - 4);
         if (!body[..SnapshotMagic.Length].SequenceEqual(SnapshotMagic)) return null;
-        if (Crc32.Compute(body) != BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4))) return null;
+        if (System.IO.Hashing.Crc32.HashToUInt32(body) != BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(bytes.Length - 4))) return null;
         try
         {
             using var reader = new BinaryReader(new MemoryStream(bytes, SnapshotMagic.Length, body.Length - SnapshotMagic.Length), Encoding.UTF8);
@@ -165,7 +165,7 @@ internal sealed class DurableStorage : IDisposable
         }
         var body = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
         Span<byte> crc = stackalloc byte[4];
-        BinaryPrimitives.WriteUInt32LittleEndian(crc, Crc32.Compute(body));
+        BinaryPrimitives.WriteUInt32LittleEndian(crc, System.IO.Hashing.Crc32.HashToUInt32(body));
 
         var final = Path.Combine(directory, "snapshot." + Hex(zxid));
         var tmp = final + ".tmp";
@@ -273,7 +273,7 @@ internal sealed class DurableStorage : IDisposable
         if (length <= 0 || length > MaxRecordSize || length > bytes.Length - offset - HeaderSize) return null;
         uint crc = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(offset + 4));
         var payload = new ReadOnlyMemory<byte>(bytes, offset + HeaderSize, length);
-        if (Crc32.Compute(payload.Span) != crc) return null;
+        if (System.IO.Hashing.Crc32.HashToUInt32(payload.Span) != crc) return null;
         return payload;
     }
 
@@ -348,7 +348,7 @@ internal sealed class DurableStorage : IDisposable
         var record = scratch.GetBuffer().AsSpan(0, (int)scratch.Length);
         var payload = record[HeaderSize..];
         BinaryPrimitives.WriteInt32LittleEndian(record, payload.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(record[4..], Crc32.Compute(payload));
+        BinaryPrimitives.WriteUInt32LittleEndian(record[4..], System.IO.Hashing.Crc32.HashToUInt32(payload));
 
         long before = log.Position;
         try

@@ -6,18 +6,22 @@ namespace Ensemble.Formulas;
 /// <summary>
 /// Unpacks a formula bundle, treating it as hostile. The sha256 is checked before anything is written. Only
 /// directories and regular files are accepted: every link entry (symbolic or hard) is refused, as are devices and
-/// fifos, entry names that are absolute, contain '..' or a backslash, or resolve outside the target. Entry count and
-/// uncompressed size are capped while reading. On refusal whatever this call created in the target is removed and a
+/// fifos, entry names that are absolute, contain '..' or a backslash, or resolve outside the target. The caps of
+/// <see cref="FormulaLimits"/> that packing checks are checked again here: the bundle's size before anything else,
+/// entry count, path depth and name lengths per entry, and each file's and the total uncompressed size while reading. On refusal whatever this call created in the target is removed and a
 /// <see cref="BundleRejectedException"/> names the entry and the reason. Only rwx mode bits are restored.
 /// A target that exists and is not empty is refused with an <see cref="IOException"/> before anything is written.
 /// </summary>
 public static class BundleExtractor
 {
-    public static void Extract(byte[] bundle, string expectedSha256, string targetDirectory, ExtractionLimits? limits = null)
+    public static void Extract(byte[] bundle, string expectedSha256, string targetDirectory, FormulaLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(bundle);
         ArgumentNullException.ThrowIfNull(expectedSha256);
-        limits ??= ExtractionLimits.Default;
+        limits ??= FormulaLimits.Default;
+        if (bundle.Length > limits.MaxBundleBytes)
+            throw new BundleRejectedException(
+                $"bundle is {FormulaLimits.Size(bundle.Length, limits.MaxBundleBytes)}, over the {FormulaLimits.Size(limits.MaxBundleBytes)} limit for a compressed bundle");
 
         var actual = FormulaPacker.Sha256Hex(bundle);
         if (!string.Equals(actual, expectedSha256, StringComparison.OrdinalIgnoreCase))
@@ -56,7 +60,7 @@ public static class BundleExtractor
     }
 
     /// <summary>One extraction run: keeps the counters and the directory modes to apply last.</summary>
-    private sealed class Unpacker(string target, ExtractionLimits limits)
+    private sealed class Unpacker(string target, FormulaLimits limits)
     {
         private readonly List<(string Path, UnixFileMode Mode)> directoryModes = [];
         private long totalBytes;
@@ -90,7 +94,7 @@ public static class BundleExtractor
         private void Unpack(TarEntry entry)
         {
             if (++entries > limits.MaxEntries)
-                throw Reject(entry, $"more than {limits.MaxEntries} entries");
+                throw Reject(entry, $"more than {FormulaLimits.Count(limits.MaxEntries)} entries, the limit for a formula");
 
             switch (entry.EntryType)
             {
@@ -129,6 +133,8 @@ public static class BundleExtractor
                 throw Reject(entry, "'..' segment");
             var relative = string.Join('/', segments.Where(s => s != "."));
             if (relative.Length == 0) return target;
+            if (FormulaTree.PathProblems(relative, limits).FirstOrDefault() is { } problem)
+                throw Reject(entry, problem.Message);
 
             var full = Path.GetFullPath(Path.Combine(target, relative));
             if (!full.StartsWith(target + Path.DirectorySeparatorChar, StringComparison.Ordinal))
@@ -145,8 +151,10 @@ public static class BundleExtractor
         private void WriteFile(TarEntry entry, string path)
         {
             if (path == target) throw Reject(entry, "a file cannot replace the target directory");
+            if (entry.Length > limits.MaxFileBytes)
+                throw Reject(entry, FileTooLarge(entry.Length));
             if (entry.Length > limits.MaxTotalBytes - totalBytes)
-                throw Reject(entry, $"uncompressed size exceeds {limits.MaxTotalBytes} bytes");
+                throw Reject(entry, TotalTooLarge());
 
             var parent = Path.GetDirectoryName(path)!;
             if (File.Exists(parent)) throw Reject(entry, "its parent was extracted as a file");
@@ -174,15 +182,25 @@ public static class BundleExtractor
         private void Copy(TarEntry entry, Stream data, Stream output)
         {
             var buffer = new byte[81920];
+            long fileBytes = 0;
             int read;
             while ((read = data.Read(buffer)) > 0)
             {
                 totalBytes += read;
+                fileBytes += read;
+                if (fileBytes > limits.MaxFileBytes)
+                    throw Reject(entry, FileTooLarge(fileBytes));
                 if (totalBytes > limits.MaxTotalBytes)
-                    throw Reject(entry, $"uncompressed size exceeds {limits.MaxTotalBytes} bytes");
+                    throw Reject(entry, TotalTooLarge());
                 output.Write(buffer, 0, read);
             }
         }
+
+        private string FileTooLarge(long size) =>
+            $"{FormulaLimits.Size(size, limits.MaxFileBytes)} is over the {FormulaLimits.Size(limits.MaxFileBytes)} limit for one file in a formula";
+
+        private string TotalTooLarge() =>
+            $"uncompressed size exceeds {FormulaLimits.Size(limits.MaxTotalBytes)}, the limit for a formula";
 
         private static BundleRejectedException Reject(TarEntry entry, string reason) =>
             new($"bundle entry '{entry.Name}' refused: {reason}");

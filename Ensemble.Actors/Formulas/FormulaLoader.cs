@@ -13,69 +13,127 @@ public static class FormulaLoader
 
     /// <summary>Loads the formula in <paramref name="directory"/>; throws <see cref="FormulaValidationException"/> listing all problems.</summary>
     /// <exception cref="DirectoryNotFoundException">The directory itself does not exist.</exception>
-    public static Formula Load(string directory)
+    /// <exception cref="RepositoryAccessException">The directory or something in it cannot be read.</exception>
+    public static Formula Load(string directory, FormulaLimits? limits = null)
     {
-        var outcome = Inspect(directory);
+        var outcome = Inspect(directory, limits);
         return outcome.Formula ?? throw outcome.Error!;
     }
 
     /// <summary>Loads without throwing for validation problems, and says which name the directory claims even when invalid.</summary>
-    internal static FormulaLoadOutcome Inspect(string directory)
+    internal static FormulaLoadOutcome Inspect(string directory, FormulaLimits? limits = null)
     {
+        limits ??= FormulaLimits.Default;
         var full = Path.GetFullPath(directory);
-        if (!System.IO.Directory.Exists(full))
-            throw new DirectoryNotFoundException($"formula directory {full} does not exist");
+        RequireDirectory(full, "formula directory");
 
         var problems = new List<FormulaProblem>();
-        var metadata = MetadataReader.Read(full, problems, out var declaredName);
-        var config = ConfigReader.Read(full, problems);
-        var hooks = ReadHooks(full, problems);
-        CheckTree(full, problems);
+        var scan = FormulaTree.Walk(full, limits);
+        FormulaTree.Check(scan, limits, problems);
+        var metadata = MetadataReader.Read(full, limits, problems, out var declaredName);
+        var config = ConfigReader.Read(full, limits, problems);
+        var hooks = ReadHooks(scan, limits, problems);
 
         if (problems.Count > 0 || metadata is null)
             return new FormulaLoadOutcome(null, new FormulaValidationException(full, problems), declaredName);
         return new FormulaLoadOutcome(new Formula(full, metadata, config, hooks), null, declaredName);
     }
 
-    private static List<string> ReadHooks(string directory, List<FormulaProblem> problems)
+    /// <summary>
+    /// Throws unless <paramref name="path"/> is a directory (a link to one will do): not found as
+    /// <see cref="DirectoryNotFoundException"/>, unreadable as <see cref="RepositoryAccessException"/>. Directory.Exists
+    /// cannot be used: it answers "no" for a directory it may not look at, which would send the user looking for a typo.
+    /// </summary>
+    internal static void RequireDirectory(string path, string what)
+    {
+        FileAttributes attributes;
+        try
+        {
+            attributes = File.GetAttributes(path);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new DirectoryNotFoundException($"{what} {path} does not exist");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw RepositoryAccessException.Reading(what, path, e);
+        }
+        if ((attributes & FileAttributes.Directory) == 0)
+            throw new DirectoryNotFoundException($"{what} {path} is a file, not a directory");
+    }
+
+    /// <summary>The kind of <paramref name="path"/>; a failure to look is a <see cref="RepositoryAccessException"/> naming it.</summary>
+    internal static FileKind KindOf(string path)
+    {
+        try
+        {
+            return FileKinds.Of(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw RepositoryAccessException.Reading("file", path, e);
+        }
+    }
+
+    // Hooks come from the same walk that packing uses; links and fifos in hooks/ are reported by the tree check.
+    private static List<string> ReadHooks(FormulaTreeScan scan, FormulaLimits limits, List<FormulaProblem> problems)
     {
         var hooks = new List<string>();
-        var hooksPath = Path.Combine(directory, HooksDirectory);
-        if (File.Exists(hooksPath))
+        var prefix = HooksDirectory + "/";
+        foreach (var entry in scan.Entries)
         {
-            problems.Add(new FormulaProblem(HooksDirectory, "type", "hooks must be a directory of executables, not a file; move it aside and create hooks/"));
-            return hooks;
-        }
-        if (!System.IO.Directory.Exists(hooksPath)) return hooks;
-
-        foreach (var file in new DirectoryInfo(hooksPath).EnumerateFiles())
-        {
-            // Links are reported by CheckTree; they cannot be hooks because they are not packed.
-            if (file.LinkTarget is not null) continue;
-            if (UnixModes.IsExecutable(UnixModes.Get(file.FullName)))
-                hooks.Add(file.Name);
+            if (entry.RelativePath == HooksDirectory && entry.Kind == FormulaTreeEntryKind.File)
+                problems.Add(new FormulaProblem(HooksDirectory, "type", "hooks must be a directory of executables, not a file; move it aside and create hooks/"));
+            if (entry.Kind != FormulaTreeEntryKind.File || !entry.RelativePath.StartsWith(prefix, StringComparison.Ordinal)
+                || entry.RelativePath.IndexOf('/', prefix.Length) >= 0)
+                continue;
+            var name = entry.RelativePath[prefix.Length..];
+            if (UnixModes.IsExecutable(UnixModes.Get(entry.FullPath)))
+                hooks.Add(name);
             else
-                problems.Add(new FormulaProblem($"{HooksDirectory}/{file.Name}", "mode",
-                    $"hook is not executable; run 'chmod +x {HooksDirectory}/{file.Name}' or move it out of {HooksDirectory}/"));
+                problems.Add(new FormulaProblem(entry.RelativePath, "mode",
+                    $"hook is not executable; run 'chmod +x {entry.RelativePath}' or move it out of {HooksDirectory}/"));
         }
+        if (hooks.Count > limits.MaxHooks)
+            problems.Add(new FormulaProblem(HooksDirectory, "count",
+                $"hooks/ holds {FormulaLimits.Count(hooks.Count)} executables, over the limit of {FormulaLimits.Count(limits.MaxHooks)}; move helpers out of hooks/"));
         hooks.Sort(StringComparer.Ordinal);
         return hooks;
     }
 
-    // Links are refused here rather than silently dropped by the packer, so what the author sees is what deploys.
-    private static void CheckTree(string directory, List<FormulaProblem> problems)
+    /// <summary>A revision as written: a non-negative integer without sign, at most the limit.</summary>
+    internal static RevisionText ParseRevision(string? text, FormulaLimits limits, out int revision)
     {
-        foreach (var entry in FormulaTree.Walk(directory))
-        {
-            if (entry.Kind == FormulaTreeEntryKind.Link)
-                problems.Add(new FormulaProblem(entry.RelativePath, "type",
-                    "symbolic links are not supported in formulas; replace the link with a copy of its target"));
-        }
+        revision = 0;
+        var trimmed = text?.Trim() ?? "";
+        if (trimmed.Length == 0 || !trimmed.All(char.IsAsciiDigit)) return RevisionText.NotAnInteger;
+        var digits = trimmed.TrimStart('0');
+        if (digits.Length > 10 || long.Parse(digits.Length == 0 ? "0" : digits, CultureInfo.InvariantCulture) > limits.MaxRevision)
+            return RevisionText.TooHigh;
+        revision = int.Parse(trimmed, NumberStyles.None, CultureInfo.InvariantCulture);
+        return RevisionText.Valid;
     }
 
-    internal static bool TryParseRevision(string? text, out int revision) =>
-        int.TryParse(text?.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out revision);
+    /// <summary>A formula name becomes a directory, a store key and the default service name, so it follows the service name rules.</summary>
+    internal static string? NameProblem(string name, FormulaLimits limits)
+    {
+        if (name.Length > limits.MaxNameLength)
+            return $"name '{Shown(name)}' is {name.Length} characters long, over the limit of {limits.MaxNameLength} for a formula name; choose a shorter name and rename the directory to match";
+        if (!char.IsAsciiLetterLower(name[0]) || !name.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-'))
+            return $"name '{Shown(name)}' may only hold lowercase letters, digits and '-', starting with a letter; rename the formula and its directory";
+        return null;
+    }
+
+    /// <summary>User text quoted in a message: control characters escaped, long text cut.</summary>
+    internal static string Shown(string text)
+    {
+        var cut = text.Length > 80 ? text[..80] + "…" : text;
+        return string.Concat(cut.Select(c => char.IsControl(c) ? $"\\u{(int)c:x4}" : c.ToString()));
+    }
 }
+
+internal enum RevisionText { Valid, NotAnInteger, TooHigh }
 
 /// <summary>Result of inspecting a formula directory: either a formula or the validation error, plus the claimed name.</summary>
 internal sealed record FormulaLoadOutcome(Formula? Formula, FormulaValidationException? Error, string? DeclaredName);
@@ -85,17 +143,16 @@ internal static class MetadataReader
 {
     private const string File = FormulaLoader.MetadataFile;
 
-    public static FormulaMetadata? Read(string directory, List<FormulaProblem> problems, out string? declaredName)
+    public static FormulaMetadata? Read(string directory, FormulaLimits limits, List<FormulaProblem> problems, out string? declaredName)
     {
         declaredName = null;
         var path = Path.Combine(directory, File);
-        if (!System.IO.File.Exists(path))
+        var root = ReadYaml(path, File, limits, problems, out var failed, out var missing);
+        if (missing)
         {
             problems.Add(new FormulaProblem(File, "(file)", $"{File} is missing; create it with at least 'name:' and 'revision:'"));
             return null;
         }
-
-        var root = YamlDocument.Parse(System.IO.File.ReadAllText(path), File, problems, out var failed);
         if (failed) return null;
         if (root is not YamlMappingNode map)
         {
@@ -105,9 +162,9 @@ internal static class MetadataReader
         }
 
         var start = problems.Count;
-        var name = ReadName(map, Path.GetFileName(directory), problems);
+        var name = ReadName(map, Path.GetFileName(directory), limits, problems);
         declaredName = name;
-        var revision = ReadRevision(map, directory, problems);
+        var revision = ReadRevision(map, directory, limits, problems);
         var summary = ReadText(map, "summary", problems);
         var description = ReadText(map, "description", problems);
         var provides = ReadRelations(map, "provides", problems);
@@ -118,7 +175,30 @@ internal static class MetadataReader
         return new FormulaMetadata(name, revision, summary, description, provides, requires, peers);
     }
 
-    private static string? ReadName(YamlMappingNode map, string directoryName, List<FormulaProblem> problems)
+    /// <summary>
+    /// Reads a formula YAML file that may be absent. Links and fifos are left alone: the tree check reports them, and
+    /// reading one could follow it anywhere or block.
+    /// </summary>
+    internal static YamlNode? ReadYaml(string path, string file, FormulaLimits limits, List<FormulaProblem> problems, out bool failed, out bool missing)
+    {
+        failed = true;
+        missing = false;
+        switch (FormulaLoader.KindOf(path))
+        {
+            case FileKind.Missing:
+                missing = true;
+                return null;
+            case FileKind.Regular:
+                return FormulaYaml.Read(path, file, limits, problems, out failed);
+            case FileKind.Directory:
+                problems.Add(new FormulaProblem(file, "type", $"{file} must be a file, not a directory; move the directory aside"));
+                return null;
+            default:
+                return null;
+        }
+    }
+
+    private static string? ReadName(YamlMappingNode map, string directoryName, FormulaLimits limits, List<FormulaProblem> problems)
     {
         var node = YamlDocument.Get(map, "name");
         if (YamlDocument.IsNull(node) || node is not YamlScalarNode { Value: { Length: > 0 } name } || string.IsNullOrWhiteSpace(name))
@@ -126,36 +206,61 @@ internal static class MetadataReader
             problems.Add(new FormulaProblem(File, "name", "name is missing; add 'name: <formula name>' matching the directory name"));
             return null;
         }
-        if (name != directoryName)
-            problems.Add(new FormulaProblem(File, "name", $"name '{name}' differs from the directory name '{directoryName}'; rename one to match"));
+        if (FormulaLoader.NameProblem(name, limits) is { } invalid)
+            problems.Add(new FormulaProblem(File, "name", invalid));
+        else if (name != directoryName)
+            problems.Add(new FormulaProblem(File, "name", $"name '{name}' differs from the directory name '{FormulaLoader.Shown(directoryName)}'; rename one to match"));
         return name;
     }
 
     // metadata.yaml wins over the legacy revision file when both are present.
-    private static int ReadRevision(YamlMappingNode map, string directory, List<FormulaProblem> problems)
+    private static int ReadRevision(YamlMappingNode map, string directory, FormulaLimits limits, List<FormulaProblem> problems)
     {
         var node = YamlDocument.Get(map, "revision");
         if (!YamlDocument.IsNull(node))
         {
-            if (node is YamlScalarNode scalar && FormulaLoader.TryParseRevision(scalar.Value, out var fromYaml)) return fromYaml;
-            problems.Add(new FormulaProblem(File, "revision",
-                $"revision '{Show(node!)}' is not a non-negative integer; write e.g. 'revision: 1'"));
-            return 0;
+            var text = (node as YamlScalarNode)?.Value;
+            switch (FormulaLoader.ParseRevision(text, limits, out var fromYaml))
+            {
+                case RevisionText.Valid:
+                    return fromYaml;
+                case RevisionText.TooHigh:
+                    problems.Add(new FormulaProblem(File, "revision", TooHigh(text!, limits)));
+                    return 0;
+                default:
+                    problems.Add(new FormulaProblem(File, "revision",
+                        $"revision '{FormulaLoader.Shown(Show(node!))}' is not a non-negative integer; write e.g. 'revision: 1'"));
+                    return 0;
+            }
         }
 
         var legacy = Path.Combine(directory, FormulaLoader.RevisionFile);
-        if (System.IO.File.Exists(legacy))
+        if (FormulaLoader.KindOf(legacy) == FileKind.Regular)
         {
-            var text = System.IO.File.ReadAllText(legacy);
-            if (FormulaLoader.TryParseRevision(text, out var fromFile)) return fromFile;
-            problems.Add(new FormulaProblem(FormulaLoader.RevisionFile, "revision",
-                $"revision file holds '{text.Trim()}', not a non-negative integer; write a single number such as 1"));
-            return 0;
+            var bytes = FormulaYaml.ReadBounded(legacy, FormulaLoader.RevisionFile, limits.MaxRevisionFileBytes, "the limit for the revision file", problems);
+            if (bytes is null) return 0;
+            var text = FormulaYaml.Decode(bytes, FormulaLoader.RevisionFile, problems);
+            if (text is null) return 0;
+            switch (FormulaLoader.ParseRevision(text, limits, out var fromFile))
+            {
+                case RevisionText.Valid:
+                    return fromFile;
+                case RevisionText.TooHigh:
+                    problems.Add(new FormulaProblem(FormulaLoader.RevisionFile, "revision", TooHigh(text.Trim(), limits)));
+                    return 0;
+                default:
+                    problems.Add(new FormulaProblem(FormulaLoader.RevisionFile, "revision",
+                        $"revision file holds '{FormulaLoader.Shown(text.Trim())}', not a non-negative integer; write a single number such as 1"));
+                    return 0;
+            }
         }
 
         problems.Add(new FormulaProblem(File, "revision", "revision is missing; add 'revision: <n>' (a non-negative integer)"));
         return 0;
     }
+
+    private static string TooHigh(string text, FormulaLimits limits) =>
+        $"revision {FormulaLoader.Shown(text.Trim())} is over the limit of {FormulaLimits.Count(limits.MaxRevision)}; use a smaller revision";
 
     private static string ReadText(YamlMappingNode map, string field, List<FormulaProblem> problems)
     {
@@ -205,13 +310,10 @@ internal static class ConfigReader
     private const string File = FormulaLoader.ConfigFile;
     private static readonly string[] KnownTypes = ["string", "int", "float", "boolean"];
 
-    public static List<ConfigOption> Read(string directory, List<FormulaProblem> problems)
+    public static List<ConfigOption> Read(string directory, FormulaLimits limits, List<FormulaProblem> problems)
     {
         var options = new List<ConfigOption>();
-        var path = Path.Combine(directory, File);
-        if (!System.IO.File.Exists(path)) return options;
-
-        var root = YamlDocument.Parse(System.IO.File.ReadAllText(path), File, problems, out var failed);
+        var root = MetadataReader.ReadYaml(Path.Combine(directory, File), File, limits, problems, out var failed, out _);
         if (failed || root is null) return options;
         if (root is not YamlMappingNode map)
         {
@@ -224,6 +326,12 @@ internal static class ConfigReader
         if (node is not YamlMappingNode entries)
         {
             problems.Add(new FormulaProblem(File, "options", $"options must map option names to settings, found {YamlDocument.Describe(node!)}"));
+            return options;
+        }
+        if (entries.Children.Count > limits.MaxConfigOptions)
+        {
+            problems.Add(new FormulaProblem(File, "options",
+                $"{File} declares {FormulaLimits.Count(entries.Children.Count)} options, over the limit of {FormulaLimits.Count(limits.MaxConfigOptions)}; remove the ones the formula does not use"));
             return options;
         }
 

@@ -1,4 +1,5 @@
 using System.Formats.Tar;
+using System.Globalization;
 using System.IO.Compression;
 using System.Security.Cryptography;
 
@@ -8,23 +9,41 @@ namespace Ensemble.Formulas;
 /// Packs a formula directory into a deterministic gzipped ustar archive: same content, same bytes, same sha256.
 /// Entries are sorted by ordinal '/'-separated name (directories included, named with a trailing '/'), with mtime
 /// at the Unix epoch, uid/gid 0, empty owner names and the rwx bits of each file. A <c>.git</c> directory is
-/// skipped. Symbolic links are refused (the loader reports them as problems, so a formula that loads never has
-/// one); fifos, sockets and devices are not expected in a formula and are not detected.
+/// skipped. The tree is checked against <see cref="FormulaLimits"/> from file sizes before any file is read; files
+/// are streamed, never loaded whole, and the bundle is built in memory no larger than the bundle cap.
 /// </summary>
 public static class FormulaPacker
 {
     private static readonly DateTimeOffset FixedTime = DateTimeOffset.UnixEpoch;
 
+    /// <summary>
+    /// zlib-ng's output depends on how its input is split: a pause for input between its 32 KiB window refills
+    /// changes its match choices. Feeding it in pieces that are multiples of 32 KiB and at least 64 KiB keeps the
+    /// refills where a single write of the whole archive put them, so bundles keep the hashes they always had.
+    /// </summary>
+    private const int CompressorChunk = 1024 * 1024;
+
     /// <summary>Packs <paramref name="formula"/> as it is on disk now; <paramref name="revisionOverride"/> changes only the archived revision.</summary>
-    public static FormulaBundle Pack(Formula formula, int? revisionOverride = null)
+    /// <exception cref="FormulaValidationException">The formula breaks a limit or holds what a formula may not (links, fifos).</exception>
+    /// <exception cref="RepositoryAccessException">A file or directory of the formula cannot be read.</exception>
+    public static FormulaBundle Pack(Formula formula, int? revisionOverride = null, FormulaLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(formula);
+        limits ??= FormulaLimits.Default;
         if (revisionOverride < 0) throw new ArgumentOutOfRangeException(nameof(revisionOverride), "a revision is a non-negative integer");
+        if (revisionOverride > limits.MaxRevision)
+            throw new FormulaValidationException(formula.Directory, [new FormulaProblem(FormulaLoader.MetadataFile, "revision",
+                $"revision {revisionOverride.Value.ToString(CultureInfo.InvariantCulture)} is over the limit of {FormulaLimits.Count(limits.MaxRevision)}; deploy it under a new formula name")]);
+
+        // The formula was checked when it was loaded, but the directory may have changed since.
+        var scan = FormulaTree.Walk(formula.Directory, limits);
+        var problems = new List<FormulaProblem>();
+        FormulaTree.Check(scan, limits, problems);
+        if (problems.Count > 0) throw new FormulaValidationException(formula.Directory, problems);
 
         // Rewriting an equal revision could still change its spelling ("03", quotes) and thereby the hash; leave it alone.
         var rewrite = revisionOverride is { } r && r != formula.Metadata.Revision ? revisionOverride : null;
-        var tar = BuildTar(formula.Directory, rewrite);
-        var bytes = Gzip(tar);
+        var bytes = Build(formula.Directory, scan.Entries, rewrite, limits);
         var id = new FormulaId(formula.Metadata.Name, revisionOverride ?? formula.Metadata.Revision);
         return new FormulaBundle(id, bytes, Sha256Hex(bytes));
     }
@@ -32,69 +51,268 @@ public static class FormulaPacker
     /// <summary>Lowercase hex sha256, the form every bundle key uses.</summary>
     public static string Sha256Hex(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
 
-    private static byte[] BuildTar(string directory, int? revision)
+    private static byte[] Build(string directory, List<FormulaTreeEntry> entries, int? revision, FormulaLimits limits)
     {
-        using var output = new MemoryStream();
-        using (var writer = new TarWriter(output, TarEntryFormat.Ustar, leaveOpen: true))
+        var output = new CappedBuffer(limits.MaxBundleBytes);
+        var gzip = new GZipStream(output, CompressionLevel.Optimal, leaveOpen: true);
+        var chunks = new ChunkingStream(gzip, CompressorChunk);
+        var writer = new TarWriter(chunks, TarEntryFormat.Ustar, leaveOpen: true);
+        var finished = false;
+        try
         {
-            foreach (var entry in FormulaTree.Walk(directory))
+            foreach (var entry in entries)
             {
-                switch (entry.Kind)
+                if (entry.Kind == FormulaTreeEntryKind.Directory)
                 {
-                    case FormulaTreeEntryKind.Link:
-                        throw new InvalidOperationException(
-                            $"cannot pack {entry.FullPath}: symbolic links are not supported in formulas; replace it with a copy of its target");
-                    case FormulaTreeEntryKind.Directory:
-                        writer.WriteEntry(NewEntry(TarEntryType.Directory, entry.ArchiveName, entry.FullPath));
-                        break;
-                    default:
-                        var file = NewEntry(TarEntryType.RegularFile, entry.ArchiveName, entry.FullPath);
-                        using (var data = OpenContent(entry, revision, directory))
-                        {
-                            file.DataStream = data;
-                            writer.WriteEntry(file);
-                        }
-                        break;
+                    writer.WriteEntry(NewEntry(TarEntryType.Directory, entry));
+                    continue;
                 }
+                var file = NewEntry(TarEntryType.RegularFile, entry);
+                using var data = OpenContent(entry, revision, directory, limits);
+                file.DataStream = data;
+                writer.WriteEntry(file);
+            }
+            // Each of these writes what it still holds into the next: the archive's end, the last chunk, the gzip trailer.
+            writer.Dispose();
+            chunks.Dispose();
+            gzip.Dispose();
+            finished = true;
+        }
+        catch (CappedBuffer.FullException)
+        {
+            throw new FormulaValidationException(directory, [new FormulaProblem("(bundle)", "size",
+                $"the packed formula is over the {FormulaLimits.Size(limits.MaxBundleBytes)} limit for a compressed bundle; keep large or incompressible files (archives, media, binaries) out of it and have a hook fetch them")]);
+        }
+        catch (Exception e) when (e is (IOException or UnauthorizedAccessException) and not RepositoryAccessException)
+        {
+            throw RepositoryAccessException.Reading("formula directory", directory, e);
+        }
+        finally
+        {
+            if (!finished)
+            {
+                // Closing after a failure writes too; into a discarded buffer, so it cannot replace the real error.
+                output.Discard();
+                chunks.Discard();
+                writer.Dispose();
+                gzip.Dispose();
             }
         }
-        return output.ToArray();
+
+        // The gzip header carries an mtime and an OS byte outside the CRC; pin both so hosts agree on the bytes.
+        var bytes = output.ToArray();
+        bytes[4] = bytes[5] = bytes[6] = bytes[7] = 0;
+        bytes[9] = 3;
+        return bytes;
     }
 
-    private static UstarTarEntry NewEntry(TarEntryType type, string name, string fullPath) => new(type, name)
+    private static UstarTarEntry NewEntry(TarEntryType type, FormulaTreeEntry entry)
     {
-        ModificationTime = FixedTime,
-        Uid = 0,
-        Gid = 0,
-        UserName = "",
-        GroupName = "",
-        Mode = UnixModes.Get(fullPath),
-    };
+        try
+        {
+            return new UstarTarEntry(type, entry.ArchiveName)
+            {
+                ModificationTime = FixedTime,
+                Uid = 0,
+                Gid = 0,
+                UserName = "",
+                GroupName = "",
+                Mode = UnixModes.Get(entry.FullPath),
+            };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw RepositoryAccessException.Reading("file", entry.FullPath, e);
+        }
+    }
 
-    private static Stream OpenContent(FormulaTreeEntry entry, int? revision, string directory)
+    private static Stream OpenContent(FormulaTreeEntry entry, int? revision, string directory, FormulaLimits limits)
     {
         if (revision is { } n)
         {
             if (entry.RelativePath == FormulaLoader.MetadataFile)
             {
-                var legacy = File.Exists(Path.Combine(directory, FormulaLoader.RevisionFile));
-                return new MemoryStream(MetadataRevision.Rewrite(File.ReadAllBytes(entry.FullPath), n, appendWhenMissing: !legacy));
+                var problems = new List<FormulaProblem>();
+                var original = FormulaYaml.ReadBounded(entry.FullPath, FormulaLoader.MetadataFile, limits.MaxYamlBytes, "the limit for a YAML file", problems)
+                    ?? throw new FormulaValidationException(directory, problems);
+                var legacy = FormulaLoader.KindOf(Path.Combine(directory, FormulaLoader.RevisionFile)) == FileKind.Regular;
+                return new MemoryStream(MetadataRevision.Rewrite(original, n, appendWhenMissing: !legacy, directory, limits));
             }
             if (entry.RelativePath == FormulaLoader.RevisionFile)
-                return new MemoryStream(System.Text.Encoding.ASCII.GetBytes(n.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n"));
+                return new MemoryStream(System.Text.Encoding.ASCII.GetBytes(n.ToString(CultureInfo.InvariantCulture) + "\n"));
         }
-        return File.OpenRead(entry.FullPath);
+        try
+        {
+            var file = new FileStream(entry.FullPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.SequentialScan);
+            return new ExactLengthStream(file, entry, directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw RepositoryAccessException.Reading("file", entry.FullPath, e);
+        }
     }
 
-    // The gzip header carries an mtime and an OS byte outside the CRC; pin both so hosts agree on the bytes.
-    private static byte[] Gzip(byte[] tar)
+    /// <summary>
+    /// A file's content as measured when the tree was checked: exactly that many bytes, or a refusal. The archive
+    /// header already holds the length, and a file that grew must not push the bundle past the checked caps.
+    /// </summary>
+    private sealed class ExactLengthStream(FileStream file, FormulaTreeEntry entry, string directory) : Stream
     {
-        using var output = new MemoryStream();
-        using (var gzip = new GZipStream(output, CompressionLevel.Optimal, leaveOpen: true))
-            gzip.Write(tar);
-        var bytes = output.ToArray();
-        bytes[4] = bytes[5] = bytes[6] = bytes[7] = 0;
-        bytes[9] = 3;
-        return bytes;
+        private long consumed;
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var remaining = entry.Length - consumed;
+            if (remaining == 0)
+            {
+                Span<byte> probe = stackalloc byte[1];
+                if (ReadFile(probe) > 0) throw Changed("grew");
+                return 0;
+            }
+            var read = ReadFile(buffer[..(int)Math.Min(buffer.Length, remaining)]);
+            if (read == 0) throw Changed("shrank");
+            consumed += read;
+            return read;
+        }
+
+        private int ReadFile(Span<byte> buffer)
+        {
+            try
+            {
+                return file.Read(buffer);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw RepositoryAccessException.Reading("file", entry.FullPath, e);
+            }
+        }
+
+        private FormulaValidationException Changed(string how) => new(directory, [new FormulaProblem(entry.RelativePath, "size",
+            $"the file {how} while the formula was being packed (it had {FormulaLimits.Count(entry.Length)} bytes); try again when nothing is writing to the formula")]);
+
+        public override bool CanRead => true;
+        public override bool CanSeek => true;
+        public override bool CanWrite => false;
+        public override long Length => entry.Length;
+        public override long Position { get => consumed; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) file.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+
+    /// <summary>Passes writes on in pieces of exactly <paramref name="chunk"/> bytes (the last one shorter).</summary>
+    private sealed class ChunkingStream(Stream inner, int chunk) : Stream
+    {
+        private readonly byte[] buffer = new byte[chunk];
+        private int filled;
+
+        public override void Write(byte[] source, int offset, int count) => Write(source.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> source)
+        {
+            while (source.Length > 0)
+            {
+                var n = Math.Min(source.Length, buffer.Length - filled);
+                source[..n].CopyTo(buffer.AsSpan(filled));
+                filled += n;
+                source = source[n..];
+                if (filled == buffer.Length) Drain();
+            }
+        }
+
+        private bool discarded;
+
+        public void Discard() => discarded = true;
+
+        private void Drain()
+        {
+            if (!discarded) inner.Write(buffer, 0, filled);
+            filled = 0;
+        }
+
+        // A flush mid-archive would split the compressor's input; only the end drains a partial chunk.
+        public override void Flush() { }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing && filled > 0) Drain();
+            base.Dispose(disposing);
+        }
+
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+
+    /// <summary>
+    /// Collects the compressed bundle in small segments (kept off the large object heap) and refuses to hold more
+    /// than the cap, so a hostile formula costs at most the cap before it is refused.
+    /// </summary>
+    private sealed class CappedBuffer(long cap) : Stream
+    {
+        private const int SegmentSize = 64 * 1024;
+        private readonly List<byte[]> segments = [];
+        private long length;
+        private bool discarded;
+
+        public sealed class FullException() : Exception("bundle cap reached");
+
+        public void Discard()
+        {
+            discarded = true;
+            segments.Clear();
+        }
+
+        public override void Write(byte[] source, int offset, int count) => Write(source.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> source)
+        {
+            if (discarded) return;
+            if (length + source.Length > cap) throw new FullException();
+            while (source.Length > 0)
+            {
+                var used = (int)(length % SegmentSize);
+                if (used == 0) segments.Add(new byte[SegmentSize]);
+                var n = Math.Min(source.Length, SegmentSize - used);
+                source[..n].CopyTo(segments[^1].AsSpan(used));
+                length += n;
+                source = source[n..];
+            }
+        }
+
+        public byte[] ToArray()
+        {
+            var bytes = new byte[length];
+            for (var i = 0; i < segments.Count; i++)
+            {
+                var offset = (long)i * SegmentSize;
+                segments[i].AsSpan(0, (int)Math.Min(SegmentSize, length - offset)).CopyTo(bytes.AsSpan((int)offset));
+            }
+            return bytes;
+        }
+
+        public override void Flush() { }
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => length;
+        public override long Position { get => length; set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

@@ -16,15 +16,21 @@ public interface IFormulaStorage
 }
 
 /// <summary>Bundles stored as files <c>root/&lt;first two hex digits&gt;/&lt;sha256&gt;.tar.gz</c>, written atomically.</summary>
-public sealed class FileFormulaStorage(string root) : IFormulaStorage
+public sealed class FileFormulaStorage(string root, FormulaLimits? limits = null) : IFormulaStorage
 {
+    private readonly FormulaLimits limits = limits ?? FormulaLimits.Default;
+
     public string Root { get; } = Path.GetFullPath(root);
 
     public string Location => Root;
 
+    /// <exception cref="BundleRejectedException">The bytes do not match the sha256, or are over the bundle cap.</exception>
     public async Task<string> PutAsync(FormulaBundle bundle, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(bundle);
+        if (bundle.Bytes.Length > limits.MaxBundleBytes)
+            throw new BundleRejectedException(
+                $"bundle {bundle.Id} is {FormulaLimits.Size(bundle.Bytes.Length, limits.MaxBundleBytes)}, over the {FormulaLimits.Size(limits.MaxBundleBytes)} limit for a compressed bundle");
         var actual = FormulaPacker.Sha256Hex(bundle.Bytes);
         if (!string.Equals(actual, bundle.Sha256, StringComparison.OrdinalIgnoreCase))
             throw new BundleRejectedException($"bundle {bundle.Id} sha256 mismatch: expected {bundle.Sha256}, got {actual}");
@@ -52,16 +58,28 @@ public sealed class FileFormulaStorage(string root) : IFormulaStorage
         return actual;
     }
 
+    /// <exception cref="BundleRejectedException">The stored file is over the bundle cap, so no packer of ours wrote it.</exception>
     public async Task<byte[]> GetAsync(string key, CancellationToken ct = default)
     {
         var path = PathOf(key);
+        FileStream stream;
         try
         {
-            return await File.ReadAllBytesAsync(path, ct).ConfigureAwait(false);
+            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, useAsync: true);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             throw new FileNotFoundException($"formula bundle {key} is not in storage at {Root}; upload it again", path, e);
+        }
+        await using (stream)
+        {
+            // Bundles are handed around whole; a file too large to be one is refused before it is read into memory.
+            if (stream.Length > limits.MaxBundleBytes)
+                throw new BundleRejectedException(
+                    $"stored bundle {path} is {FormulaLimits.Size(stream.Length, limits.MaxBundleBytes)}, over the {FormulaLimits.Size(limits.MaxBundleBytes)} limit for a compressed bundle; delete it and deploy or upgrade the formula again");
+            var bytes = new byte[stream.Length];
+            await stream.ReadExactlyAsync(bytes, ct).ConfigureAwait(false);
+            return bytes;
         }
     }
 

@@ -54,6 +54,7 @@ public sealed record FormulaProblem(string File, string Field, string Message)
     public override string ToString() => $"{File}: {Field}: {Message}";
 }
 
+/// <summary>A formula was refused; every problem names its file, its field or limit, and the fix.</summary>
 public sealed class FormulaValidationException(string directory, IReadOnlyList<FormulaProblem> problems)
     : Exception($"Formula at {directory} is invalid: " + string.Join("; ", problems))
 {
@@ -66,9 +67,3 @@ public sealed record FormulaBundle(FormulaId Id, byte[] Bytes, string Sha256);
 
 /// <summary>An archive was refused before or while unpacking; nothing outside the target was touched.</summary>
 public sealed class BundleRejectedException(string reason) : Exception(reason);
-
-/// <summary>Caps that keep a hostile archive from filling the disk.</summary>
-public sealed record ExtractionLimits(long MaxTotalBytes = 256L * 1024 * 1024, int MaxEntries = 10_000)
-{
-    public static ExtractionLimits Default { get; } = new();
-}

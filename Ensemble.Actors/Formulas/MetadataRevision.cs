@@ -11,29 +11,31 @@ internal static class MetadataRevision
 
     /// <summary>
     /// Replaces the value of the top-level <c>revision:</c> key with <paramref name="revision"/>; when there is no
-    /// value and <paramref name="appendWhenMissing"/> is set, appends a <c>revision: N</c> line.
+    /// value and <paramref name="appendWhenMissing"/> is set, appends a <c>revision: N</c> line. The text is parsed
+    /// under the same caps as when the formula was loaded, since it may have changed since.
     /// </summary>
-    public static byte[] Rewrite(byte[] original, int revision, bool appendWhenMissing)
+    /// <exception cref="FormulaValidationException">The file breaks a YAML rule (encoding, size of its expansion, syntax).</exception>
+    public static byte[] Rewrite(byte[] original, int revision, bool appendWhenMissing, string directory, FormulaLimits limits)
     {
-        var hasBom = original.AsSpan().StartsWith(Bom);
-        var text = Encoding.UTF8.GetString(original, hasBom ? Bom.Length : 0, original.Length - (hasBom ? Bom.Length : 0));
-        var number = revision.ToString(CultureInfo.InvariantCulture);
+        var problems = new List<FormulaProblem>();
+        var text = FormulaYaml.Decode(original, FormulaLoader.MetadataFile, problems);
+        var root = text is null ? null : FormulaYaml.ParseText(text, FormulaLoader.MetadataFile, limits, problems, out _);
+        if (problems.Count > 0) throw new FormulaValidationException(directory, problems);
 
-        var stream = new YamlStream();
-        stream.Load(new StringReader(text));
-        var map = stream.Documents.Count > 0 ? stream.Documents[0].RootNode as YamlMappingNode : null;
-        var node = map is null ? null : YamlDocument.Get(map, "revision");
+        var hasBom = original.AsSpan().StartsWith(Bom);
+        var number = revision.ToString(CultureInfo.InvariantCulture);
+        var node = root is YamlMappingNode map ? YamlDocument.Get(map, "revision") : null;
 
         string rewritten;
         if (node is YamlScalarNode scalar && !YamlDocument.IsNull(scalar))
         {
             var start = (int)scalar.Start.Index;
             var end = (int)scalar.End.Index;
-            rewritten = text[..start] + number + text[end..];
+            rewritten = text![..start] + number + text[end..];
         }
         else if (appendWhenMissing && node is null)
         {
-            var separator = text.Length == 0 || text.EndsWith('\n') ? "" : "\n";
+            var separator = text!.Length == 0 || text.EndsWith('\n') ? "" : "\n";
             rewritten = text + separator + "revision: " + number + "\n";
         }
         else

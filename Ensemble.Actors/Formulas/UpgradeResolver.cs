@@ -48,19 +48,22 @@ public static class UpgradeResolver
             var exact = all.FirstOrDefault(f => f.Metadata.Revision == wanted);
             if (exact is null) return new UpgradeResolution.RevisionNotFound(deployed.Name, wanted);
             if (wanted == deployed.Revision) return new UpgradeResolution.NoNewerRevision(deployed, all[0].Metadata.Revision);
-            return new UpgradeResolution.Upgrade(FormulaPacker.Pack(exact), exact, RevisionBumped: false);
+            return new UpgradeResolution.Upgrade(FormulaPacker.Pack(exact, limits: repository.Limits), exact, RevisionBumped: false);
         }
 
         if (all.Count == 0) return new UpgradeResolution.FormulaNotFound(deployed.Name, repository.Root);
         var latest = all[0];
         if (latest.Metadata.Revision > deployed.Revision)
-            return new UpgradeResolution.Upgrade(FormulaPacker.Pack(latest), latest, RevisionBumped: false);
+            return new UpgradeResolution.Upgrade(FormulaPacker.Pack(latest, limits: repository.Limits), latest, RevisionBumped: false);
 
         // Packing is deterministic, and a bumped deployment was itself packed with its revision as override,
         // so equal hashes mean the author changed nothing since.
-        var asDeployed = FormulaPacker.Pack(latest, revisionOverride: deployed.Revision);
+        var asDeployed = FormulaPacker.Pack(latest, revisionOverride: deployed.Revision, repository.Limits);
         if (string.Equals(asDeployed.Sha256, deployedSha256, StringComparison.OrdinalIgnoreCase))
             return new UpgradeResolution.NoNewerRevision(deployed, latest.Metadata.Revision);
-        return new UpgradeResolution.Upgrade(FormulaPacker.Pack(latest, revisionOverride: deployed.Revision + 1), latest, RevisionBumped: true);
+        if (deployed.Revision >= repository.Limits.MaxRevision)
+            throw new FormulaValidationException(latest.Directory, [new FormulaProblem(FormulaLoader.MetadataFile, "revision",
+                $"the deployed revision {deployed.Revision} is the limit ({FormulaLimits.Count(repository.Limits.MaxRevision)}), so an edited copy cannot be deployed as the next revision; deploy it under a new formula name")]);
+        return new UpgradeResolution.Upgrade(FormulaPacker.Pack(latest, revisionOverride: deployed.Revision + 1, repository.Limits), latest, RevisionBumped: true);
     }
 }

@@ -35,7 +35,7 @@ public sealed record NodeOptions(
     public string StoreDirectory => Path.Combine(DataDirectory, "store");
     public string FormulaStorageDirectory => Path.Combine(DataDirectory, "formula-storage");
     public string JournalPath => Path.Combine(DataDirectory, "journal.db");
-    public string MachineDirectory => Path.Combine(DataDirectory, "machines", Machine);
+    public string MachineDirectory => UnitPaths.MachineDirectory(DataDirectory, Machine);
 }
 
 /// <summary>

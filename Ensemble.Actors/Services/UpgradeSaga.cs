@@ -10,13 +10,16 @@ namespace Ensemble.Services;
 
 /// <summary>
 /// The upgrade of one unit, seen from the coordinator: flag the unit in the topology, tell its agent,
-/// wait for the outcome with a deadline, report to the service. Journaled, so a coordinator that crashed
-/// resumes it without flagging twice, and a finished saga only repeats its report.
+/// wait for the outcome with a deadline, report to the service. The flag in the store is the one record
+/// of "this unit has an upgrade pending": a saga started again after a crash reads it (and the unit's
+/// formula) instead of journaling it, so it never flags twice. Only the outcome is journaled, so a
+/// finished saga merely repeats its report.
 /// </summary>
 public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
 {
     public static class Events
     {
+        /// <summary>No longer written (the flag in the store says it); journals of earlier versions hold it, and it still means "flagged".</summary>
         public sealed record UnitFlagged(string Unit) : IPersistedEvent;
 
         public sealed record SagaFinished(string Unit, bool Succeeded, string? Cause) : IPersistedEvent;
@@ -28,6 +31,7 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
     private sealed record Proceed;
     private sealed record FlagWritten;
     private sealed record FlagFailed(string Cause);
+    private sealed record FlagFound(bool Flagged);
     private sealed record Resend;
     private sealed record DeadlinePassed;
 
@@ -54,14 +58,22 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ => Self.Tell(new Proceed()));
 
         Command<Proceed>(_ => OnProceed());
-        Command<FlagWritten>(_ => Persist(new Events.UnitFlagged(_unit), _ =>
+        Command<FlagFound>(m =>
         {
-            _log.Debug("saga {0}: flag journaled", _unit);
+            _flagged |= m.Flagged;
+            Start();
+        });
+        Command<FlagWritten>(_ =>
+        {
             _flagging = false;
             _flagged = true;
             TellAgent();
-        }));
-        Command<FlagFailed>(_ => _flagging = false);
+        });
+        Command<FlagFailed>(m =>
+        {
+            _flagging = false;
+            _log.Warning("saga {0}: could not flag the unit, retrying: {1}", _unit, m.Cause);
+        });
         Command<Resend>(_ =>
         {
             if (!_flagged) Flag();
@@ -106,6 +118,25 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
             ReportAndStop(done);
             return;
         }
+        if (_fresh || _flagged)
+        {
+            Start();
+            return;
+        }
+        // Started again after a crash: the store says whether this unit was flagged already, or has even
+        // finished (its flag cleared together with recording the target formula).
+        var topology = _context.Topology;
+        var unit = _unit;
+        var target = _target;
+        Task.Run(async () =>
+            await topology.GetUpgradeFlagAsync(unit) is { } flag
+                ? flag.Sha256 == target.Sha256
+                : (await topology.GetUnitAsync(unit))?.Sha256 == target.Sha256)
+            .PipeTo(Self, success: flagged => new FlagFound(flagged), failure: _ => new FlagFound(false));
+    }
+
+    private void Start()
+    {
         Timers.StartPeriodicTimer("resend", new Resend(), _context.Settings.AgentResendInterval);
         Timers.StartSingleTimer("deadline", new DeadlinePassed(), _context.Settings.UnitUpgradeDeadline);
         if (_flagged) TellAgent();

@@ -22,5 +22,5 @@ public sealed record AgentContext(
     AgentSettings Settings,
     IReadOnlyDictionary<UnitStep, Steps.IUnitStep> Steps)
 {
-    public string UnitsDirectory => Path.Combine(DataDirectory, "units");
+    public string UnitsDirectory => UnitPaths.UnitsDirectory(DataDirectory);
 }

@@ -9,7 +9,7 @@ namespace Ensemble.Units;
 /// </summary>
 public static class FormulaSwap
 {
-    public static void Replace(UnitPaths paths, byte[] bundle, string sha256, ExtractionLimits? limits = null)
+    public static void Replace(UnitPaths paths, byte[] bundle, string sha256, FormulaLimits? limits = null)
     {
         var stagedMarker = paths.StagingDirectory + ".sha256";
         // A crash between the two renames: the staging directory is complete, finish the swap —

@@ -7,6 +7,15 @@ public sealed record UnitPaths(string Root)
 {
     public static UnitPaths For(string unitsRoot, string unit) => new(Path.Combine(unitsRoot, UnitNames.DirectoryName(unit)));
 
+    /// <summary>The unit's directory on <paramref name="machine"/> of a node whose data directory is <paramref name="dataDirectory"/>.</summary>
+    public static UnitPaths On(string dataDirectory, string machine, string unit) => For(UnitsDirectory(MachineDirectory(dataDirectory, machine)), unit);
+
+    /// <summary>A machine's directory in a node's data directory: <c>machines/&lt;machine&gt;</c>.</summary>
+    public static string MachineDirectory(string dataDirectory, string machine) => Path.Combine(dataDirectory, "machines", machine);
+
+    /// <summary>Where a machine keeps its units: <c>&lt;machine directory&gt;/units</c>.</summary>
+    public static string UnitsDirectory(string machineDirectory) => Path.Combine(machineDirectory, "units");
+
     public string FormulaDirectory => Path.Combine(Root, "formula");
     public string DataDirectory => Path.Combine(Root, "data");
     public string LogPath => Path.Combine(Root, "unit.log");

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json;
-using Ensemble.Environments;
 using Ensemble.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
@@ -32,7 +31,7 @@ public sealed class LocalEnvironmentProcess : IAsyncLifetime
     }
 
     public string UnitDataDirectory(string unit) =>
-        Path.Combine(Root, "home", "environments", "e2e", "data", "machines", "machine-0", "units", unit.Replace('/', '-'), "data");
+        global::Ensemble.Units.UnitPaths.On(Path.Combine(Root, "home", "environments", "e2e", "data"), "machine-0", unit).DataDirectory;
 }
 
 /// <summary>The whole loop from a terminal: real CLI processes against a real node process.</summary>

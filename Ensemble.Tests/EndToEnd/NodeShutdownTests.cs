@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Ensemble.Environments;
 using Ensemble.Hosting;
 using Ensemble.Tests.Support;
 using Ensemble.Units;
@@ -32,7 +31,7 @@ public sealed class NodeShutdownTests : IDisposable
         TestFormulas.Write(repository, "app", 1);
         var node = await EnsembleNode.StartAsync(Options);
         var unit = "app/0";
-        var paths = UnitPaths.For(Path.Combine(Options.MachineDirectory, "units"), unit);
+        var paths = UnitPaths.For(UnitPaths.UnitsDirectory(Options.MachineDirectory), unit);
 
         Assert.IsType<ServiceDeployed>(await AskAsync(node, new DeployService("app", "app", repository, 1)));
         await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(TestFormulas.HookTrace(paths.DataDirectory).Contains("start 1 end")),

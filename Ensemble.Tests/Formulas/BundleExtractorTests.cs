@@ -94,7 +94,7 @@ public sealed class BundleExtractorTests : IDisposable
         var (bytes, sha) = bundle.Build();
 
         var e = Assert.Throws<BundleRejectedException>(() =>
-            BundleExtractor.Extract(bytes, sha, Target, new ExtractionLimits(MaxTotalBytes: 1000, MaxEntries: 4)));
+            BundleExtractor.Extract(bytes, sha, Target, new FormulaLimits { MaxTotalBytes = 1000, MaxEntries = 4 }));
 
         Assert.Contains("'f4'", e.Message);
         Assert.Contains("more than 4 entries", e.Message);
@@ -110,7 +110,7 @@ public sealed class BundleExtractorTests : IDisposable
             .Build();
 
         var e = Assert.Throws<BundleRejectedException>(() =>
-            BundleExtractor.Extract(bytes, sha, Target, new ExtractionLimits(MaxTotalBytes: 100, MaxEntries: 10)));
+            BundleExtractor.Extract(bytes, sha, Target, new FormulaLimits { MaxTotalBytes = 100, MaxEntries = 10 }));
 
         Assert.Contains("'b'", e.Message);
         Assert.Contains("exceeds 100 bytes", e.Message);

@@ -1,4 +1,3 @@
-using Ensemble.Environments;
 using Ensemble.Formulas;
 using Ensemble.Tests.Support;
 using Ensemble.Units;

@@ -1,4 +1,3 @@
-using Ensemble.Environments;
 using Ensemble.Tests.Support;
 using Ensemble.Topology;
 using Ensemble.Units;
@@ -36,7 +35,7 @@ public sealed class AgentCrashTests(ITestOutputHelper output) : EnvironmentTest(
 
     protected override LocalEnvironmentOptions Options(LocalEnvironmentOptions defaults)
     {
-        _faults = new TracedCrashes(Path.Combine(defaults.Directory!, "machines", "m0", "units"));
+        _faults = new TracedCrashes(UnitPaths.UnitsDirectory(UnitPaths.MachineDirectory(defaults.Directory!, "m0")));
         return defaults with { Faults = _faults };
     }
 

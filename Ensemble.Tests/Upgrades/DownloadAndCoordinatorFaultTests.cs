@@ -1,4 +1,3 @@
-using Ensemble.Environments;
 using Ensemble.Tests.Support;
 using Ensemble.Topology;
 using Xunit;

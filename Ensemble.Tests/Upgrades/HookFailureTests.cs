@@ -109,7 +109,7 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
 /// <summary>A hook past its timeout is killed with everything it started, and its unit lands in the error state.</summary>
 public sealed class HookTimeoutTests(ITestOutputHelper output) : EnvironmentTest(output)
 {
-    protected override Environments.LocalEnvironmentOptions Options(Environments.LocalEnvironmentOptions defaults) =>
+    protected override LocalEnvironmentOptions Options(LocalEnvironmentOptions defaults) =>
         defaults with { Agent = defaults.Agent with { HookTimeout = TimeSpan.FromSeconds(2) } };
 
     [Fact]
@@ -130,7 +130,7 @@ public sealed class HookTimeoutTests(ITestOutputHelper output) : EnvironmentTest
         Assert.Contains("timed out", (await Env.Topology.GetUnitAsync(unit))!.Error);
 
         var pid = File.ReadAllText(Path.Combine(await DataDirAsync(unit), "child.pid")).Trim();
-        await Environments.LocalEnvironment.WaitUntilAsync(() => Task.FromResult(!Directory.Exists($"/proc/{pid}")),
+        await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(!Directory.Exists($"/proc/{pid}")),
             TimeSpan.FromSeconds(10), "the hook's child process to be killed");
     }
 }

@@ -10,7 +10,7 @@ namespace Ensemble.Tests.Upgrades;
 
 public sealed class UpgradeTests(ITestOutputHelper output) : EnvironmentTest(output)
 {
-    protected override Environments.LocalEnvironmentOptions Options(Environments.LocalEnvironmentOptions defaults) =>
+    protected override LocalEnvironmentOptions Options(LocalEnvironmentOptions defaults) =>
         defaults with { Machines = 2 };
 
     [Fact]

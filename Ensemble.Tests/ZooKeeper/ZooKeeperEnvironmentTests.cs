@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Ensemble.Coordination;
-using Ensemble.Environments;
 using Ensemble.Tests.Support;
 using Ensemble.Topology;
+using Ensemble.Units;
 using Ensemble.ZooKeeper;
 using Xunit;
 using Xunit.Abstractions;
@@ -67,7 +67,7 @@ public sealed class AgentSessionResumeTests(ZooKeeperTestServer server) : IDispo
         first.Kill(); // SIGKILL: no shutdown, the session is left to live or expire
         await first.WaitForExitAsync();
         await StartAgentAsync();
-        var saved = JsonDocument.Parse(File.ReadAllText(Path.Combine(_root, "data", "machines", "machine-7", "zookeeper-session.json")));
+        var saved = JsonDocument.Parse(File.ReadAllText(Path.Combine(UnitPaths.MachineDirectory(Path.Combine(_root, "data"), "machine-7"), "zookeeper-session.json")));
         Assert.Equal(before!.EphemeralOwner, saved.RootElement.GetProperty("SessionId").GetInt64());
 
         // The restarted agent announces its new address on the same node, in the same session.

@@ -2,7 +2,7 @@ using System.Threading.Channels;
 using Ensemble.Coordination;
 using Xunit;
 
-namespace Ensemble.Tests.Coordination;
+namespace Ensemble.TestKit.Conformance;
 
 /// <summary>
 /// The behaviour every <see cref="ICoordinationStore"/> backend must share with ZooKeeper. A backend derives,

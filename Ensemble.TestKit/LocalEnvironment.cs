@@ -8,7 +8,7 @@ using Ensemble.Services;
 using Ensemble.Topology;
 using Ensemble.Units;
 
-namespace Ensemble.Environments;
+namespace Ensemble.TestKit;
 
 /// <summary>How to stand up an in-process environment.</summary>
 public sealed record LocalEnvironmentOptions
@@ -36,11 +36,18 @@ public sealed record LocalEnvironmentOptions
 
     /// <summary>Wraps the formula storage the agents download from, e.g. to inject failing or corrupt downloads.</summary>
     public Func<IFormulaStorage, IFormulaStorage>? AgentStorage { get; init; }
+
+    /// <summary>Hooks to fail or time out on demand, on every machine.</summary>
+    public HookFaults? HookFaults { get; init; }
 }
 
 /// <summary>
-/// A whole environment in one process: the embedded store, file formula storage, the service coordinators
-/// and one machine agent per simulated machine, wired exactly as the hosts wire them. For tests and demos.
+/// A whole environment in one process: the embedded store (or a ZooKeeper ensemble), file formula storage,
+/// the service coordinators and one machine agent per simulated machine, wired exactly as the hosts wire
+/// them (<see cref="EnsembleWiring"/>), with faults to inject: failing or corrupt downloads
+/// (<see cref="LocalEnvironmentOptions.AgentStorage"/>), failing hooks (<see cref="HookFaults"/>), agent
+/// crashes at a chosen step (<see cref="LocalEnvironmentOptions.Faults"/>), a machine lost
+/// (<see cref="LoseMachineAsync"/>) and a store outage (<see cref="StoreOutage"/>).
 /// </summary>
 public sealed class LocalEnvironment : IAsyncDisposable
 {
@@ -108,24 +115,37 @@ public sealed class LocalEnvironment : IAsyncDisposable
     {
         var session = await ConnectAsync();
         var topology = new TopologyStore(session, Options.Root);
-        var dataDirectory = Path.Combine(Directory, "machines", machine);
+        var dataDirectory = UnitPaths.MachineDirectory(Directory, machine);
         var storage = Options.AgentStorage?.Invoke(Storage) ?? Storage;
         var context = EnsembleWiring.AgentContextFor(machine, dataDirectory, topology, storage, Options.Agent, IUnitFaults.Around(Options.Faults));
+        if (Options.HookFaults is { } hookFaults) context = context with { Hooks = hookFaults.Around(context.Hooks) };
         var agent = await EnsembleWiring.StartAgentAsync(System, context);
         _machines[machine] = (context, session, agent);
         await WaitUntilAsync(async () => await Topology.GetAgentAsync(machine) is not null, TimeSpan.FromSeconds(10), $"agent {machine} to register");
     }
 
-    /// <summary>A new store session: on the embedded server, or on the ZooKeeper ensemble when one is given.</summary>
-    public async Task<ICoordinationStore> ConnectAsync() => Options.ZooKeeper is { } servers
+    /// <summary>
+    /// A new store session: on the embedded server, or on the ZooKeeper ensemble when one is given; it fails
+    /// while <see cref="StoreOutage"/> lasts.
+    /// </summary>
+    public async Task<ICoordinationStore> ConnectAsync() => StoreOutage.Around(Options.ZooKeeper is { } servers
         ? await ZooKeeperCoordinationStore.ConnectAsync(new Ensemble.ZooKeeper.ZooKeeperOptions(servers, TimeSpan.FromSeconds(10)))
-        : Server.Connect();
+        : Server.Connect());
 
-    /// <summary>The store session a machine's agent uses.</summary>
-    public ICoordinationStore MachineSession(string machine) => _machines[machine].Session;
+    /// <summary>Begin it, and every store operation of the environment fails with ConnectionLoss until it ends.</summary>
+    public StoreOutage StoreOutage { get; } = new();
 
-    /// <summary>The store session the service coordinators use.</summary>
-    public ICoordinationStore ControllerSession => _controllerSession;
+    /// <summary>The store session a machine's agent uses (the backend's own, not the outage wrapper).</summary>
+    public ICoordinationStore MachineSession(string machine) => StoreOutage.Unwrap(_machines[machine].Session);
+
+    /// <summary>The store session the service coordinators use (the backend's own, not the outage wrapper).</summary>
+    public ICoordinationStore ControllerSession => StoreOutage.Unwrap(_controllerSession);
+
+    /// <summary>
+    /// A machine lost: its agent stops where it stands (unit agents mid-step, their hooks killed) and its
+    /// store session closes, so its presence vanishes; <see cref="StartMachineAsync"/> brings it back.
+    /// </summary>
+    public Task LoseMachineAsync(string machine) => StopMachineAsync(machine);
 
     /// <summary>Stops a machine's agent where it stands: unit agents stop mid-step (their hooks killed), its session closes.</summary>
     public async Task StopMachineAsync(string machine)
@@ -153,7 +173,7 @@ public sealed class LocalEnvironment : IAsyncDisposable
     public async Task<UnitPaths> UnitPathsAsync(string unit)
     {
         var record = await Topology.GetUnitAsync(unit) ?? throw new InvalidOperationException($"unit {unit} does not exist");
-        return UnitPaths.For(Path.Combine(Directory, "machines", record.Machine, "units"), unit);
+        return UnitPaths.On(Directory, record.Machine, unit);
     }
 
     public Task<T> AskAsync<T>(ServiceProtocol.IServiceCommand command, TimeSpan? timeout = null) =>

@@ -1,15 +1,14 @@
 using Akka.TestKit.Xunit2;
-using Ensemble.Environments;
 using Ensemble.Services;
 using Ensemble.Topology;
 using Ensemble.Units;
 using Xunit;
 using Xunit.Abstractions;
 
-namespace Ensemble.Tests.Support;
+namespace Ensemble.TestKit;
 
 /// <summary>A TestKit whose actor system hosts a <see cref="LocalEnvironment"/> in a fresh directory.</summary>
-public abstract class EnvironmentTest : TestKit, IAsyncLifetime
+public abstract class EnvironmentTest : Akka.TestKit.Xunit2.TestKit, IAsyncLifetime
 {
     protected EnvironmentTest(ITestOutputHelper output) : this(LocalEnvironment.NewDirectory(), output) { }
 

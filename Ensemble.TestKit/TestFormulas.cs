@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Ensemble.Tests.Support;
+namespace Ensemble.TestKit;
 
 /// <summary>Writes formula directories whose hooks are real shell scripts that leave a trace a test can read.</summary>
 public static class TestFormulas

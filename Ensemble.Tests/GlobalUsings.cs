@@ -1,0 +1,2 @@
+global using Ensemble.TestKit;
+global using Ensemble.TestKit.Conformance;
