@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Ensemble.Environments;
 using Ensemble.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;

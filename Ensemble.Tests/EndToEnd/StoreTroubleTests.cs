@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json;
-using Ensemble.Environments;
 using Ensemble.Tests.Support;
 using Ensemble.Tests.ZooKeeper;
 using Ensemble.ZooKeeper;

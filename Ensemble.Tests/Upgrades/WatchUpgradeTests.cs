@@ -23,7 +23,7 @@ public sealed class WatchUpgradeTests(ITestOutputHelper output) : EnvironmentTes
         TestFormulas.Write(Repository, "web", 2);
         Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("web")));
         foreach (var unit in units)
-            await Ensemble.Environments.LocalEnvironment.WaitUntilAsync(async () =>
+            await LocalEnvironment.WaitUntilAsync(async () =>
                 TestFormulas.HookTrace(await DataDirAsync(unit)).Contains("upgrade-formula 2 begin"), Deadline, $"{unit} in its upgrade hook");
 
         var watcher = CreateTestProbe();
