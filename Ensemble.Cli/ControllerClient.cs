@@ -1,15 +1,19 @@
+using System.Threading.Channels;
 using Akka.Actor;
 using Akka.Cluster.Tools.Client;
+using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Configuration;
 using Ensemble.Hosting;
 using Ensemble.Services;
+using static Ensemble.Services.ServiceProtocol;
+using UnitProtocol = Ensemble.Units.UnitProtocol;
 
 namespace Ensemble.Cli;
 
 /// <summary>
 /// The CLI's line to an environment's controller: a remoting-only actor system and a ClusterClient to
-/// the controller's receptionist. Every request has a deadline, so an unreachable environment is
-/// answered within seconds.
+/// the controller's receptionist. Every request has a deadline, and every way a request can go wrong
+/// (no answer, a failure answer, an answer of another kind) ends in a <see cref="CliException"/>.
 /// </summary>
 public sealed class ControllerClient : IAsyncDisposable
 {
@@ -20,6 +24,13 @@ public sealed class ControllerClient : IAsyncDisposable
     public ControllerClient(EnvironmentRecord environment)
     {
         _environment = environment;
+        ActorPath contact;
+        try { contact = ActorPath.Parse(environment.Contact); }
+        catch (Exception)
+        {
+            throw new CliException(ExitCodes.Unavailable,
+                $"environment '{environment.Name}' has no usable contact point ('{environment.Contact}'); bring it back with 'ensemble restart-environment {environment.Name}'.");
+        }
         var cliConf = Path.Combine(AppContext.BaseDirectory, "hocon", "cli.conf");
         var config = ConfigurationFactory.ParseString("""
                 akka.actor.provider = remote
@@ -28,32 +39,104 @@ public sealed class ControllerClient : IAsyncDisposable
                 """)
             .WithFallback(File.Exists(cliConf) ? ConfigurationFactory.ParseString(File.ReadAllText(cliConf)) : Config.Empty)
             .WithFallback(EnsembleConfig.Defaults)
-            .WithFallback(ClusterClientReceptionist.DefaultConfig());
+            .WithFallback(ClusterClientReceptionist.DefaultConfig())
+            // The client wraps each request in the pub-sub Send; without the pub-sub serializer bound here that
+            // envelope, request included, would go out as Newtonsoft JSON with .NET type names in it.
+            .WithFallback(DistributedPubSub.DefaultConfig());
         _system = ActorSystem.Create("ensemble-cli", config);
-        var settings = ClusterClientSettings.Create(_system)
-            .WithInitialContacts([ActorPath.Parse(environment.Contact)]);
+        var settings = ClusterClientSettings.Create(_system).WithInitialContacts([contact]);
         _client = _system.ActorOf(ClusterClient.Props(settings), "client");
     }
 
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
 
+    public EnvironmentRecord Environment => _environment;
+
     /// <summary>Sends a request to the controller's service manager and waits for its answer.</summary>
     public async Task<object> AskAsync(object message, TimeSpan? timeout = null)
     {
+        var deadline = timeout ?? DefaultTimeout;
         try
         {
-            return await _client.Ask<object>(new ClusterClient.Send(EnsembleNode.ServicesPath, message), timeout ?? DefaultTimeout);
+            return await _client.Ask<object>(new ClusterClient.Send(EnsembleNode.ServicesPath, message), deadline);
         }
-        catch (AskTimeoutException)
+        catch (Exception ex) when (ex is AskTimeoutException or OperationCanceledException)
         {
+            throw NotAnswering(deadline);
+        }
+        catch (Exception ex)
+        {
+            // The controller answered with a failure (Status.Failure) rather than one of our replies.
             throw new CliException(ExitCodes.Unavailable,
-                $"environment '{_environment.Name}' is not answering at {_environment.Contact}; check it runs (see {_environment.Log}) or bootstrap it again.");
+                $"the controller of environment '{_environment.Name}' failed to answer: {Sentence(ex.GetBaseException().Message)}; see {_environment.Log}.");
         }
     }
 
-    public async Task<EnvironmentProtocol.Status> StatusAsync() =>
-        await AskAsync(new EnvironmentProtocol.GetStatus()) as EnvironmentProtocol.Status
-        ?? throw new CliException(ExitCodes.Failed, "the controller answered the status request with something else");
+    public CliException NotAnswering(TimeSpan waited) => new(ExitCodes.Unavailable,
+        NodeProcess.IsAlive(_environment.Pid)
+            ? $"environment '{_environment.Name}' is not answering at {_environment.Contact} (waited {waited.TotalSeconds:0} s); see {_environment.Log}, or bring it back with 'ensemble restart-environment {_environment.Name}'."
+            : NotRunningMessage(_environment));
 
-    public async ValueTask DisposeAsync() => await _system.Terminate();
+    /// <summary>The sentence for an environment whose node is gone, naming the way back that keeps its data.</summary>
+    public static string NotRunningMessage(EnvironmentRecord environment) =>
+        $"environment '{environment.Name}' is not running (its node, pid {environment.Pid}, has exited; see {environment.Log}); bring it back with its services and data with 'ensemble restart-environment {environment.Name}'.";
+
+    /// <summary>The environment's status, restricted to the services and units named in <paramref name="only"/> (null: all).</summary>
+    public async Task<EnvironmentProtocol.Status> StatusAsync(IReadOnlyList<string>? only = null) =>
+        await AskAsync(new EnvironmentProtocol.GetStatus(only)) switch
+        {
+            EnvironmentProtocol.Status status => status,
+            EnvironmentProtocol.StatusUnavailable unavailable => throw new CliException(ExitCodes.Unavailable,
+                $"environment '{_environment.Name}' cannot tell its status now: {Sentence(unavailable.Reason)}; try again in a moment, and see {_environment.Log} if it lasts."),
+            var other => throw Rejected(other),
+        };
+
+    /// <summary>A refusal or an unexpected answer as the sentence and exit code the user gets.</summary>
+    public static CliException Rejected(object reply) => reply switch
+    {
+        CommandRejected r => new CliException(ExitCodes.For(r.Kind), Sentence(r.Reason) + "."),
+        UnitProtocol.UnitCommandRejected r => new CliException(ExitCodes.Conflict, Sentence(r.Reason) + "."),
+        _ => new CliException(ExitCodes.Failed, $"the controller answered with {reply.GetType().Name}, which this ensemble command does not understand; are the command and the environment of the same version?"),
+    };
+
+    private static string Sentence(string text) => text.Trim().TrimEnd('.');
+
+    /// <summary>
+    /// A mailbox in this command's actor system for the messages the controller pushes: whatever is sent
+    /// with <see cref="Subscription.Send"/> has it as its sender, so answers and later pushes arrive there.
+    /// </summary>
+    public Subscription Subscribe()
+    {
+        var channel = Channel.CreateUnbounded<object>();
+        var inbox = _system.ActorOf(Props.Create(() => new ChannelActor(channel.Writer)));
+        return new Subscription(this, inbox, channel.Reader);
+    }
+
+    /// <summary>See <see cref="Subscribe"/>.</summary>
+    public sealed class Subscription(ControllerClient owner, IActorRef inbox, ChannelReader<object> messages) : IDisposable
+    {
+        public void Send(object message) =>
+            owner._client.Tell(new ClusterClient.Send(EnsembleNode.ServicesPath, message), inbox);
+
+        /// <summary>The next message, or null if none came within <paramref name="wait"/>.</summary>
+        public async Task<object?> ReceiveAsync(TimeSpan wait)
+        {
+            using var timeout = new CancellationTokenSource(wait);
+            try { return await messages.ReadAsync(timeout.Token); }
+            catch (OperationCanceledException) { return null; }
+        }
+
+        public void Dispose() => owner._system.Stop(inbox);
+    }
+
+    private sealed class ChannelActor : ReceiveActor
+    {
+        public ChannelActor(ChannelWriter<object> writer) => ReceiveAny(m => writer.TryWrite(m));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await _system.Terminate().WaitAsync(TimeSpan.FromSeconds(5)); }
+        catch (TimeoutException) { /* the process exits anyway */ }
+    }
 }

@@ -2,8 +2,11 @@ using System.Text.Json;
 
 namespace Ensemble.Cli;
 
-/// <summary>What the CLI remembers of one environment: where to reach it and which process runs it.</summary>
-public sealed record EnvironmentRecord(string Name, string Contact, int Pid, string DataDirectory, string Log);
+/// <summary>
+/// What the CLI remembers of one environment: where to reach it, which process runs it, and how it was
+/// started (ZooKeeper null: the embedded store), so restart-environment starts it the same way.
+/// </summary>
+public sealed record EnvironmentRecord(string Name, string Contact, int Pid, string DataDirectory, string Log, string? ZooKeeper = null);
 
 /// <summary>
 /// ENSEMBLE_HOME (default ~/.ensemble): environments/&lt;name&gt;/ holds environment.json, the node's data
@@ -22,7 +25,7 @@ public sealed class EnvironmentHome(string root)
 
     public string EnvironmentDirectory(string name) => Path.Combine(Root, "environments", name);
 
-    private string RecordPath(string name) => Path.Combine(EnvironmentDirectory(name), "environment.json");
+    public string RecordPath(string name) => Path.Combine(EnvironmentDirectory(name), "environment.json");
 
     private string CurrentPath => Path.Combine(Root, "current");
 
@@ -34,8 +37,20 @@ public sealed class EnvironmentHome(string root)
         return File.Exists(CurrentPath) ? File.ReadAllText(CurrentPath).Trim() : "local";
     }
 
-    public EnvironmentRecord? Find(string name) =>
-        File.Exists(RecordPath(name)) ? JsonSerializer.Deserialize<EnvironmentRecord>(File.ReadAllText(RecordPath(name)), Json) : null;
+    public EnvironmentRecord? Find(string name)
+    {
+        var path = RecordPath(name);
+        if (!File.Exists(path)) return null;
+        try
+        {
+            var record = JsonSerializer.Deserialize<EnvironmentRecord>(File.ReadAllText(path), Json);
+            if (record is { Name: not null, Contact: not null, DataDirectory: not null, Log: not null }) return record;
+        }
+        catch (JsonException) { }
+        catch (IOException) { }
+        throw new CliException(ExitCodes.Unavailable,
+            $"the record of environment '{name}' ({path}) cannot be read; repair it (it names the node's pid and contact point), or delete {EnvironmentDirectory(name)} once no node of it runs.");
+    }
 
     /// <summary>The environment, or a clear refusal when it was never bootstrapped.</summary>
     public EnvironmentRecord Require(string name) => Find(name)
@@ -50,6 +65,7 @@ public sealed class EnvironmentHome(string root)
         File.WriteAllText(CurrentPath, record.Name);
     }
 
+    /// <summary>Deletes the environment's directory, data included: only destroy-environment calls this.</summary>
     public void Remove(string name)
     {
         if (Directory.Exists(EnvironmentDirectory(name))) Directory.Delete(EnvironmentDirectory(name), recursive: true);

@@ -6,7 +6,7 @@ namespace Ensemble.Cli;
 public static class ExitCodes
 {
     public const int Ok = 0;
-    /// <summary>The operation ran but did not succeed everywhere (e.g. a unit ended in an error state).</summary>
+    /// <summary>Done, but not everywhere (a unit ended in an error state, a record could not be read), or an unexpected failure.</summary>
     public const int Failed = 1;
     public const int Usage = 2;
     /// <summary>No such service, unit, formula, revision or repository.</summary>
@@ -16,7 +16,7 @@ public static class ExitCodes
     public const int NoNewerRevision = 5;
     /// <summary>Conflicts with what is going on: an upgrade already running, a service or environment that exists.</summary>
     public const int Conflict = 6;
-    /// <summary>The environment is not bootstrapped, not reachable, or cannot do it now.</summary>
+    /// <summary>The environment is not bootstrapped, not running, not answering, or cannot do it now.</summary>
     public const int Unavailable = 7;
 
     public static int For(RejectionKind kind) => kind switch

@@ -1,3 +1,3 @@
 using Ensemble.Cli;
 
-return await Cli.RunAsync(args);
+return await EnsembleCli.RunAsync(args);

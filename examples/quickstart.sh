@@ -1,13 +1,25 @@
 #!/bin/sh
-# The main job on the embedded defaults: bootstrap a local environment, deploy the example formula
-# 'hello' with 3 units, upgrade it to its next revision showing each unit's progress, print the status.
-# The environment keeps running; stop it with:
-#   dotnet Ensemble.Cli/bin/Release/net10.0/ensemble.dll destroy-environment quickstart
+# The main job on the embedded defaults: install the `ensemble` command (a .NET tool packed from this
+# checkout), bootstrap a local environment, deploy the example formula 'hello' with 3 units, upgrade it to
+# its next revision showing each unit's progress, print the status. The environment keeps running; stop it
+# with `ensemble destroy-environment quickstart`.
 set -e
 cd "$(dirname "$0")/.."
 
-dotnet build ActorEnsemble.sln -c Release -nologo -v quiet
-ensemble() { dotnet Ensemble.Cli/bin/Release/net10.0/ensemble.dll "$@"; }
+# Each run packs the checkout as it is now under a version of its own, so the update below always takes
+# these bits; the package source is this directory only.
+version="0.1.0-local.$(date -u +%Y%m%d%H%M%S)"
+package=Ensemble.Cli/bin/package
+rm -rf "$package"
+dotnet pack Ensemble.Cli -c Release -o "$package" -nologo -v quiet -p:PackageVersion="$version"
+cat > "$package/nuget.config" <<CONFIG
+<?xml version="1.0" encoding="utf-8"?>
+<configuration><packageSources><clear /><add key="ensemble" value="$PWD/$package" /></packageSources></configuration>
+CONFIG
+dotnet tool update --global ActorEnsemble.Cli --version "$version" --configfile "$package/nuget.config" >/dev/null
+tools="${DOTNET_CLI_HOME:-$HOME}/.dotnet/tools"
+case ":$PATH:" in *":$tools:"*) ;; *) PATH="$tools:$PATH"; export PATH ;; esac
+echo "installed $(ensemble --version | cut -d+ -f1) as $tools/ensemble"
 
 # Start from a clean environment when the script runs again.
 ensemble destroy-environment quickstart >/dev/null 2>&1 || true
@@ -16,5 +28,6 @@ ensemble deploy -e quickstart --repository examples/formulas -n 3 --wait hello
 ensemble upgrade-formula -e quickstart --repository examples/upgrades --wait hello
 ensemble status -e quickstart
 echo
-echo "The environment 'quickstart' keeps running. Try 'ensemble log hello/0', then stop it with:"
-echo "  dotnet Ensemble.Cli/bin/Release/net10.0/ensemble.dll destroy-environment quickstart"
+echo "The environment 'quickstart' keeps running. Put $tools on your PATH"
+echo "(export PATH=\"\$PATH:$tools\"), try 'ensemble log hello/0', then stop it with:"
+echo "  ensemble destroy-environment quickstart"

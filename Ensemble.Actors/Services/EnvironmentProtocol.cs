@@ -1,4 +1,5 @@
 using Ensemble.Serialization;
+using Ensemble.Topology;
 
 namespace Ensemble.Services;
 
@@ -10,12 +11,23 @@ public static class EnvironmentProtocol
 
     public sealed record Pong(string Environment) : IWireMessage;
 
-    public sealed record GetStatus : IWireMessage;
+    /// <summary>Answered with <see cref="Status"/>, or <see cref="StatusUnavailable"/>. Only: services (or units' services) to read; null reads all.</summary>
+    public sealed record GetStatus(IReadOnlyList<string>? Only = null) : IWireMessage;
 
-    /// <summary>The stable shape `ensemble status --format json` prints.</summary>
-    public sealed record Status(IReadOnlyDictionary<string, ServiceStatus> Services) : IWireMessage;
+    /// <summary>
+    /// The stable shape `ensemble status --format json` prints. Unreadable: records in the store that could
+    /// not be read (written by something else, or damaged); the rest is there all the same.
+    /// </summary>
+    public sealed record Status(IReadOnlyDictionary<string, ServiceStatus> Services, IReadOnlyList<UnreadableRecord>? Unreadable = null) : IWireMessage;
 
-    public sealed record ServiceStatus(string Formula, IReadOnlyDictionary<string, UnitStatus> Units, bool UpgradeRunning);
+    /// <summary>
+    /// UpgradeUnknown is why the coordinator could not say whether an upgrade runs (null when it did);
+    /// UpgradeRunning then tells only whether some unit is flagged for an upgrade in the store.
+    /// </summary>
+    public sealed record ServiceStatus(string Formula, IReadOnlyDictionary<string, UnitStatus> Units, bool UpgradeRunning, string? UpgradeUnknown = null);
+
+    /// <summary>The controller could not read the environment now (its store is unreachable, say); nothing was changed.</summary>
+    public sealed record StatusUnavailable(string Reason) : IWireMessage;
 
     public sealed record UnitStatus(string Formula, string State, bool Upgrading, string Machine, string? Error, string? Progress);
 }

@@ -21,7 +21,10 @@ public sealed class ServiceActor : ReceivePersistentActor
     private readonly ControllerContext _context;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly HashSet<IActorRef> _watchers = [];
-    private readonly Dictionary<string, string> _progress = new();
+    /// <summary>The last step each in-flight unit of the current run reported (not journaled: steps are frequent and only shown).</summary>
+    private readonly Dictionary<string, string> _steps = new();
+    /// <summary>The view of the run that ended last, so a watcher that subscribes late still learns how it ended.</summary>
+    private UpgradeView? _lastView;
     private readonly ActorSystem _system = Context.System;
     private ServiceState _state;
     private IActorRef? _awaitingJournal;
@@ -59,12 +62,7 @@ public sealed class ServiceActor : ReceivePersistentActor
         Command<UpgradeFormula>(OnUpgrade);
         Command<ResolveUnit>(OnResolve);
         Command<GetUpgradeStatus>(_ => Sender.Tell(Status()));
-        Command<WatchUpgrade>(_ =>
-        {
-            _watchers.Add(Sender);
-            Context.Watch(Sender);
-            if (_state.Upgrade is null) Sender.Tell(Status());
-        });
+        Command<WatchUpgrade>(OnWatch);
         Command<Terminated>(OnTerminated);
         Command<UpgradeSaga.Report>(OnSagaReport);
         Command<UnitUpgradeProgressed>(OnProgress);
@@ -74,8 +72,15 @@ public sealed class ServiceActor : ReceivePersistentActor
 
     private void OnProgress(UnitUpgradeProgressed m)
     {
-        _progress[m.Unit] = m.State;
+        _steps[m.Unit] = m.State;
         Broadcast(m);
+    }
+
+    /// <summary>Every subscription (and re-subscription) is answered with the whole view, so a watcher never depends on having seen every push.</summary>
+    private void OnWatch(WatchUpgrade _)
+    {
+        if (_watchers.Add(Sender)) Context.Watch(Sender);
+        Sender.Tell(Status());
     }
 
     private void Busy()
@@ -99,7 +104,8 @@ public sealed class ServiceActor : ReceivePersistentActor
                 done.ReplyTo.Tell(done.Reply);
                 if (e is UpgradeBegan)
                 {
-                    _progress.Clear();
+                    _steps.Clear();
+                    _lastView = null;
                     LaunchMore();
                 }
             });
@@ -110,11 +116,13 @@ public sealed class ServiceActor : ReceivePersistentActor
             Become(Ready);
             _log.Error(failure.Cause, "{0}: request failed", _name);
         });
-        // Saga reports and progress keep flowing while a request is being prepared, and status is answered
-        // (a large deploy must not make `ensemble status` wait for it).
-        Command<GetUpgradeStatus>(_ => Sender.Tell(Status()));
+        // Saga reports and progress keep flowing while a request is being prepared, and questions about
+        // them are answered: a status or a watcher that waited behind a long preparation would look like
+        // no answer (a large deploy must not make `ensemble status` wait for it).
         Command<UpgradeSaga.Report>(OnSagaReport);
         Command<UnitUpgradeProgressed>(OnProgress);
+        Command<GetUpgradeStatus>(_ => Sender.Tell(Status()));
+        Command<WatchUpgrade>(OnWatch);
         CommandAny(_ => Stash.Stash());
     }
 
@@ -416,6 +424,8 @@ public sealed class ServiceActor : ReceivePersistentActor
             _state = ServiceLogic.Apply(_state, e);
             if (run.Halted && !run.Queued.IsEmpty)
                 _log.Warning("{0}: upgrade to {1} halted after a failure; {2} units keep {3}", _name, run.To.Id, run.Queued.Count, run.From.Id);
+            _lastView = UpgradeViews.Of(run, _steps, finished: true);
+            _steps.Clear();
             Broadcast(new UpgradeFinished(_name, run.To.Id, [.. run.Succeeded], run.Failed, [.. run.Queued]));
         });
     }
@@ -434,7 +444,8 @@ public sealed class ServiceActor : ReceivePersistentActor
         return new UpgradeStatus(_name, run?.To.Id ?? _state.Formula?.Id,
             run is null ? [] : [.. run.Queued], run is null ? [] : [.. run.InFlight], run is null ? [] : [.. run.Succeeded],
             run?.Failed ?? (IReadOnlyDictionary<string, string>)new Dictionary<string, string>(), run is not null, run?.Halted ?? false,
-            run is null ? new Dictionary<string, string>() : new Dictionary<string, string>(_progress));
+            run is null ? new Dictionary<string, string>() : new Dictionary<string, string>(_steps),
+            run is null ? _lastView : UpgradeViews.Of(run, _steps));
     }
 
     private void Broadcast(object message)

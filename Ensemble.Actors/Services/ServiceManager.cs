@@ -28,6 +28,8 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
 
     private static readonly TimeSpan ListRetry = TimeSpan.FromSeconds(1);
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    /// <summary>Unreadable records already logged: status is asked often, the log should say it once.</summary>
+    private readonly HashSet<string> _loggedUnreadable = [];
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -71,8 +73,7 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
     private void Ready()
     {
         Receive<EnvironmentProtocol.Ping>(_ => Sender.Tell(new EnvironmentProtocol.Pong(_environment)));
-        Receive<EnvironmentProtocol.GetStatus>(_ =>
-            StatusAsync(Context.GetChildren().ToDictionary(c => c.Path.Name)).PipeTo(Sender));
+        Receive<EnvironmentProtocol.GetStatus>(AnswerStatus);
         Receive<DeployCounted>(m =>
         {
             var limit = _context.Settings.RequestLimits.ServicesPerEnvironment;
@@ -138,31 +139,112 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
         return child.IsNobody() ? Context.ActorOf(ServiceActor.Props(service, _context), name) : child;
     }
 
-    /// <summary>The store's view of every service and unit, with each running upgrade's live progress.</summary>
-    private async Task<EnvironmentProtocol.Status> StatusAsync(IReadOnlyDictionary<string, IActorRef> coordinators)
+    /// <summary>How long a status may take before the answer is "unavailable": less than a client's 10 s deadline.</summary>
+    private static readonly TimeSpan StatusDeadline = TimeSpan.FromSeconds(8);
+
+    private static readonly TimeSpan CoordinatorDeadline = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Answers a status request: the store's view with each upgrade's per-unit view, or, when the store
+    /// cannot be read in time, why not. Never a failure message: the client gets a sentence it can show.
+    /// </summary>
+    private void AnswerStatus(EnvironmentProtocol.GetStatus request)
+    {
+        var replyTo = Sender;
+        var coordinators = Context.GetChildren().ToDictionary(c => c.Path.Name);
+        var log = _log;
+        var logged = _loggedUnreadable;
+        StatusAsync(request.Only, coordinators).WaitAsync(StatusDeadline).ContinueWith(t =>
+        {
+            if (t.IsCompletedSuccessfully)
+            {
+                foreach (var record in t.Result.Unreadable ?? [])
+                    lock (logged)
+                        if (logged.Add(record.Path))
+                            log.Warning("status: skipped {0}, which cannot be read: {1}", record.Path, record.Reason);
+                replyTo.Tell(t.Result);
+                return;
+            }
+            var cause = t.Exception?.GetBaseException();
+            var reason = cause switch
+            {
+                TimeoutException => $"its store did not answer within {StatusDeadline.TotalSeconds:0} s",
+                Coordination.StoreException store => $"its store is unreachable ({store.Code})",
+                _ => $"reading its store failed: {cause?.Message ?? "cancelled"}",
+            };
+            log.Warning("status: cannot answer, {0}", reason);
+            replyTo.Tell(new EnvironmentProtocol.StatusUnavailable(reason));
+        }, TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// The store's view of the services asked for (all when <paramref name="only"/> is null) with each running
+    /// upgrade's per-unit view. Records that cannot be read are skipped and listed; a coordinator that does
+    /// not answer makes that service's upgrade state unknown, never "not running".
+    /// </summary>
+    private async Task<EnvironmentProtocol.Status> StatusAsync(IReadOnlyList<string>? only, IReadOnlyDictionary<string, IActorRef> coordinators)
     {
         var topology = _context.Topology;
+        var unreadable = new List<UnreadableRecord>();
+        var names = only is null
+            ? await topology.ListServicesAsync()
+            : only.Select(n => UnitNames.IsValid(n) ? UnitNames.ServiceOf(n) : n).Where(UnitNames.IsValidServiceName).Distinct().ToList();
+
+        var upgrades = names.ToDictionary(n => n, n => coordinators.TryGetValue("service-" + n, out var coordinator)
+            ? AskUpgradeAsync(coordinator, n)
+            : Task.FromResult<(UpgradeStatus?, string?)>((null, null)));
+
         var services = new SortedDictionary<string, EnvironmentProtocol.ServiceStatus>(StringComparer.Ordinal);
-        foreach (var name in await topology.ListServicesAsync())
+        foreach (var name in names)
         {
-            if (await topology.GetServiceAsync(name) is not { } service) continue;
-            UpgradeStatus? upgrade = null;
-            if (coordinators.TryGetValue("service-" + name, out var coordinator))
+            if (!UnitNames.IsValidServiceName(name))
             {
-                try { upgrade = await coordinator.Ask<UpgradeStatus>(new GetUpgradeStatus(name), TimeSpan.FromSeconds(5)); }
-                catch (AskTimeoutException) { }
+                unreadable.Add(new UnreadableRecord(topology.ServicePath(name), "not a service: service names are lowercase letters, digits and '-'"));
+                continue;
             }
+            ServiceRecord? service;
+            try { service = await topology.GetServiceAsync(name); }
+            catch (UnreadableRecordException ex)
+            {
+                unreadable.Add(ex.Record);
+                continue;
+            }
+            if (service is null)
+            {
+                if (only is null) unreadable.Add(new UnreadableRecord(topology.ServicePath(name), "empty: not a service record"));
+                continue;
+            }
+            var (upgrade, unknown) = await upgrades[name];
+            var view = upgrade is { Running: true } ? upgrade.View?.Units.ToDictionary(u => u.Unit) : null;
             var units = new SortedDictionary<string, EnvironmentProtocol.UnitStatus>(Comparer<string>.Create(
                 (a, b) => UnitNames.NumberOf(a).CompareTo(UnitNames.NumberOf(b))));
-            foreach (var unit in await topology.ListUnitsAsync(name))
+            foreach (var unit in await topology.ListUnitsAsync(name, unreadable))
             {
-                var upgrading = await topology.GetUpgradeFlagAsync(unit.Name) is not null;
-                string? progress = null;
-                upgrade?.Progress?.TryGetValue(unit.Name, out progress);
-                units[unit.Name] = new EnvironmentProtocol.UnitStatus(unit.Formula, unit.State, upgrading, unit.Machine, unit.Error, upgrading ? progress : null);
+                bool upgrading;
+                try { upgrading = await topology.GetUpgradeFlagAsync(unit.Name) is not null; }
+                catch (UnreadableRecordException ex)
+                {
+                    unreadable.Add(ex.Record);
+                    upgrading = true;
+                }
+                var progress = view?.GetValueOrDefault(unit.Name)?.State;
+                units[unit.Name] = new EnvironmentProtocol.UnitStatus(unit.Formula, unit.State, upgrading, unit.Machine, unit.Error, progress);
             }
-            services[name] = new EnvironmentProtocol.ServiceStatus(service.Formula, units, upgrade?.Running ?? false);
+            var running = unknown is null ? upgrade?.Running ?? false : units.Values.Any(u => u.Upgrading);
+            services[name] = new EnvironmentProtocol.ServiceStatus(service.Formula, units, running, unknown);
         }
-        return new EnvironmentProtocol.Status(services);
+        return new EnvironmentProtocol.Status(services, unreadable);
+    }
+
+    private static async Task<(UpgradeStatus? Status, string? Unknown)> AskUpgradeAsync(IActorRef coordinator, string service)
+    {
+        try
+        {
+            return (await coordinator.Ask<UpgradeStatus>(new GetUpgradeStatus(service), CoordinatorDeadline), null);
+        }
+        catch (Exception ex) when (ex is AskTimeoutException or TaskCanceledException)
+        {
+            return (null, $"the coordinator of '{service}' did not answer within {CoordinatorDeadline.TotalSeconds:0} s");
+        }
     }
 }

@@ -39,7 +39,11 @@ public static class ServiceProtocol
 
     public sealed record ServiceDestroyed(string Service) : IWireMessage;
 
-    /// <summary>The sender receives every <see cref="UnitUpgradeProgressed"/> and the final <see cref="UpgradeFinished"/>.</summary>
+    /// <summary>
+    /// Subscribes the sender: it gets an <see cref="UpgradeStatus"/> snapshot at once (the whole per-unit view),
+    /// then every <see cref="UnitUpgradeProgressed"/> and the final <see cref="UpgradeFinished"/>. Sending it again
+    /// is harmless and brings a fresh snapshot, so a client behind a tunnel that may drop re-subscribes now and then.
+    /// </summary>
     public sealed record WatchUpgrade(string Service) : IServiceCommand;
 
     // ---- replies ----
@@ -63,7 +67,18 @@ public static class ServiceProtocol
         IReadOnlyDictionary<string, string> Failed,
         bool Running,
         bool Halted,
-        IReadOnlyDictionary<string, string>? Progress = null) : IWireMessage;
+        IReadOnlyDictionary<string, string>? Progress = null,
+        UpgradeView? View = null) : IWireMessage;
+
+    /// <summary>
+    /// Where one unit of an upgrade run stands: <c>queued</c>, the step it reported last (<c>launched</c>
+    /// until its first report), <c>upgraded</c>, <c>failed</c> with the cause, or <c>not-started</c> when a
+    /// halt kept it on the old revision.
+    /// </summary>
+    public sealed record UnitUpgradeState(string Unit, string State, string? Cause = null);
+
+    /// <summary>The per-unit view of the running upgrade, or of the last one (Finished) while no other has begun.</summary>
+    public sealed record UpgradeView(FormulaId From, FormulaId To, bool Finished, IReadOnlyList<UnitUpgradeState> Units);
 
     public sealed record UnitUpgradeProgressed(string Service, string Unit, string State) : IWireMessage;
 

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Reflection;
 using System.Text.Json;
 using Ensemble.Coordination;
 
@@ -74,13 +76,47 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
 
     // ---- units ----
 
-    public async Task<IReadOnlyList<UnitRecord>> ListUnitsAsync(string service)
+    /// <summary>
+    /// The service's units, by number. Children that are not unit records (another client's nodes, damaged
+    /// data) are skipped, and reported to <paramref name="unreadable"/> when given, so one bad node never
+    /// hides the others.
+    /// </summary>
+    public async Task<IReadOnlyList<UnitRecord>> ListUnitsAsync(string service, ICollection<UnreadableRecord>? unreadable = null)
     {
-        var children = await store.GetChildrenAsync(UnitsPath(service));
-        var units = new List<UnitRecord>(children.Children.Count);
-        foreach (var child in children.Children.OrderBy(c => int.Parse(c, System.Globalization.CultureInfo.InvariantCulture)))
+        IReadOnlyList<string> children;
+        try
         {
-            if (await ReadAsync<UnitRecord>($"{UnitsPath(service)}/{child}") is { } unit) units.Add(unit);
+            children = (await store.GetChildrenAsync(UnitsPath(service))).Children;
+        }
+        catch (NoNodeException)
+        {
+            unreadable?.Add(new UnreadableRecord(UnitsPath(service), "missing: every service has a units node"));
+            return [];
+        }
+        var numbered = new List<(int Number, string Child)>(children.Count);
+        foreach (var child in children)
+        {
+            if (int.TryParse(child, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var number))
+                numbered.Add((number, child));
+            else
+                unreadable?.Add(new UnreadableRecord($"{UnitsPath(service)}/{child}", "not a unit: unit nodes are named by their number"));
+        }
+        var units = new List<UnitRecord>(numbered.Count);
+        foreach (var (number, child) in numbered.OrderBy(c => c.Number))
+        {
+            var path = $"{UnitsPath(service)}/{child}";
+            try
+            {
+                if (await ReadAsync<UnitRecord>(path) is not { } unit) continue;
+                if (unit.Name != UnitNames.Of(service, number))
+                    unreadable?.Add(new UnreadableRecord(path, $"names unit '{unit.Name}', not {UnitNames.Of(service, number)}"));
+                else
+                    units.Add(unit);
+            }
+            catch (UnreadableRecordException ex)
+            {
+                unreadable?.Add(ex.Record);
+            }
         }
         return units;
     }
@@ -202,7 +238,11 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
     {
         var agents = new List<AgentPresence>();
         foreach (var machine in (await store.GetChildrenAsync(AgentsPath)).Children)
-            if (await ReadAsync<AgentPresence>(AgentPath(machine)) is { } agent) agents.Add(agent);
+        {
+            // A node another client put there is not an agent to place units on.
+            try { if (await ReadAsync<AgentPresence>(AgentPath(machine)) is { } agent) agents.Add(agent); }
+            catch (UnreadableRecordException) { }
+        }
         return agents;
     }
 
@@ -217,17 +257,55 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
         catch (NodeExistsException) { }
     }
 
+    /// <summary>
+    /// The record at <paramref name="path"/>, null if the node is missing or empty. Data that is not that
+    /// record (not JSON, or JSON without a field every record has) is an <see cref="UnreadableRecordException"/>
+    /// naming the path, never a bare JsonException, so readers can skip it and say what they skipped.
+    /// </summary>
     private async Task<T?> ReadAsync<T>(string path) where T : class
     {
+        byte[] data;
         try
         {
-            var node = await store.GetDataAsync(path);
-            return node.Data.Length == 0 ? null : JsonSerializer.Deserialize<T>(node.Data, Json);
+            data = (await store.GetDataAsync(path)).Data;
         }
         catch (NoNodeException)
         {
             return null;
         }
+        if (data.Length == 0) return null;
+        T? record;
+        try
+        {
+            record = JsonSerializer.Deserialize<T>(data, Json);
+        }
+        catch (JsonException ex)
+        {
+            throw new UnreadableRecordException(path, $"not {RecordName<T>()}: {ex.Message.Split(" Path:")[0].TrimEnd('.')}");
+        }
+        if (record is null) throw new UnreadableRecordException(path, $"not {RecordName<T>()}: null");
+        foreach (var field in RequiredFields.GetOrAdd(typeof(T), FieldsNeverNull))
+            if (field.GetValue(record) is null)
+                throw new UnreadableRecordException(path, $"not {RecordName<T>()}: it has no '{JsonNamingPolicy.CamelCase.ConvertName(field.Name)}'");
+        return record;
+    }
+
+    /// <summary>"a service record", "an agent presence": the record type as a reader would say it.</summary>
+    private static string RecordName<T>()
+    {
+        var words = System.Text.RegularExpressions.Regex.Replace(typeof(T).Name, "(?<=[a-z])(?=[A-Z])", " ").ToLowerInvariant();
+        return ("aeio".Contains(words[0]) ? "an " : "a ") + words;
+    }
+
+    private static readonly ConcurrentDictionary<Type, PropertyInfo[]> RequiredFields = new();
+
+    /// <summary>The record's properties declared non-nullable: JSON that lacks one would otherwise deserialize to null.</summary>
+    private static PropertyInfo[] FieldsNeverNull(Type type)
+    {
+        var nullability = new NullabilityInfoContext();
+        return type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.CanWrite && !p.PropertyType.IsValueType && nullability.Create(p).ReadState == NullabilityState.NotNull)
+            .ToArray();
     }
 
     private static byte[] Encode<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, Json);

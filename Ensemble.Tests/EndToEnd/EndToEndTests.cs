@@ -169,6 +169,63 @@ public sealed class EndToEndTests(LocalEnvironmentProcess env, ITestOutputHelper
             (await StatusAsync()).GetProperty("services").GetProperty("cache").GetProperty("upgrade-running").GetBoolean() == false,
             TimeSpan.FromSeconds(60), "the cache upgrade to end");
     }
+
+    [Fact]
+    public async Task Status_filters_and_formats_and_remove_unit_takes_several_units()
+    {
+        TestFormulas.Write(env.Repository, "hello", 1);
+        await Ok("deploy", "-e", "e2e", "--repository", env.Repository, "-n3", "--wait", "hello");
+
+        var yaml = await Ok("status", "hello", "--format", "yaml", "-e", "e2e");
+        var document = new YamlDotNet.Serialization.Deserializer().Deserialize<Dictionary<string, object>>(yaml.Stdout);
+        var services = (Dictionary<object, object>)document["services"];
+        Assert.Equal(["hello"], services.Keys.Cast<string>());
+        var units = (Dictionary<object, object>)((Dictionary<object, object>)services["hello"])["units"];
+        Assert.Equal(["hello/0", "hello/1", "hello/2"], units.Keys.Cast<string>());
+        Assert.Equal("running", ((Dictionary<object, object>)units["hello/1"])["state"]);
+
+        var one = JsonDocument.Parse((await Ok("status", "hello/1", "--format", "json", "-e", "e2e")).Stdout).RootElement;
+        Assert.Equal(["hello/1"], one.GetProperty("services").GetProperty("hello").GetProperty("units").EnumerateObject().Select(u => u.Name));
+        Assert.Contains("'nope' is not a deployed service or unit", (await Fails(3, "status", "nope", "-e", "e2e")).Stderr);
+        Assert.Contains("'hello/9' is not a deployed service or unit", (await Fails(3, "status", "hello", "hello/9", "-e", "e2e")).Stderr);
+
+        var table = (await Ok("status", "hello", "-e", "e2e")).Stdout;
+        foreach (var header in new[] { "SERVICE", "FORMULA", "UNITS", "UNIT", "STATE", "MACHINE", "UPGRADE", "ERROR" })
+            Assert.Contains(header, table);
+        Assert.Contains("hello/2", table);
+
+        // One unit that does not exist, and nothing is removed.
+        Assert.Contains("hello/9", (await Fails(3, "remove-unit", "-e", "e2e", "hello/1", "hello/9")).Stderr);
+        Assert.Equal(3, (await StatusAsync()).GetProperty("services").GetProperty("hello").GetProperty("units").EnumerateObject().Count());
+        var removed = await Ok("remove-unit", "-e", "e2e", "hello/1", "hello/2");
+        Assert.Contains("removed hello/1", removed.Stdout);
+        Assert.Contains("removed hello/2", removed.Stdout);
+        Assert.Equal(["hello/0"], (await StatusAsync()).GetProperty("services").GetProperty("hello").GetProperty("units").EnumerateObject().Select(u => u.Name));
+    }
+
+    [Fact]
+    public async Task Resolved_takes_several_units()
+    {
+        TestFormulas.Write(env.Repository, "mend", 1);
+        await Ok("deploy", "-e", "e2e", "--repository", env.Repository, "-n", "2", "--wait", "mend");
+        var units = new[] { "mend/0", "mend/1" };
+        foreach (var unit in units) File.WriteAllText(Path.Combine(env.UnitDataDirectory(unit), "fail-upgrade-formula"), "");
+        TestFormulas.Write(env.Repository, "mend", 2);
+        var failed = await env.Ensemble.RunAsync("upgrade-formula", "-e", "e2e", "--wait", "mend");
+        Assert.True(failed.ExitCode == 1, failed.ToString());
+        Assert.Contains("2 of 2 units did not reach local:mend-2: mend/0, mend/1", failed.Stdout);
+
+        foreach (var unit in units) File.Delete(Path.Combine(env.UnitDataDirectory(unit), "fail-upgrade-formula"));
+        var resolved = await Ok("resolved", "-e", "e2e", "--retry", "mend/0", "mend/1");
+        Assert.Contains("mend/0 resolved, retrying", resolved.Stdout);
+        Assert.Contains("mend/1 resolved, retrying", resolved.Stdout);
+        await LocalEnvironment.WaitUntilAsync(async () =>
+            (await StatusAsync()).GetProperty("services").GetProperty("mend").GetProperty("units").EnumerateObject()
+                .All(u => u.Value.GetProperty("formula").GetString() == "local:mend-2" && u.Value.GetProperty("state").GetString() == "running"),
+            TimeSpan.FromSeconds(60), "both units on revision 2");
+        // Neither unit is in an error state any more: both refusals, in one sentence, with their exit code.
+        Assert.Contains("2 of 2 units were not resolved", (await Fails(6, "resolved", "-e", "e2e", "mend/0", "mend/1")).Stderr);
+    }
 }
 
 /// <summary>Environments that are not there, or not answering, and destroying one.</summary>
@@ -222,6 +279,8 @@ public sealed class EnvironmentLifecycleTests : IDisposable
         Assert.True(EnsembleCommand.IsRunning(pid));
         var again = await ensemble.RunAsync("bootstrap", "--local", "--name", "brief");
         Assert.Equal(6, again.ExitCode);
+
+        Assert.Contains("already running", again.Stderr);
 
         var destroyed = await ensemble.RunAsync("destroy-environment", "brief");
         Assert.True(destroyed.ExitCode == 0, destroyed.ToString());

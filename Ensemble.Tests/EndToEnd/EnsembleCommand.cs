@@ -7,55 +7,83 @@ namespace Ensemble.Tests.EndToEnd;
 public sealed record CommandResult(int ExitCode, string Stdout, string Stderr)
 {
     public override string ToString() => $"exit {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}";
+
+    /// <summary>True when stderr holds what a user must never see: an unhandled exception's stack trace.</summary>
+    public bool HasStackTrace => Stderr.Contains("   at ", StringComparison.Ordinal) || Stderr.Contains("Unhandled exception", StringComparison.Ordinal);
 }
 
-/// <summary>Runs the real `ensemble` command (built beside the tests) as a process, with its own ENSEMBLE_HOME.</summary>
+/// <summary>Runs the installed `ensemble` tool (<see cref="InstalledTool"/>) as a process, with its own ENSEMBLE_HOME and any extra environment variables.</summary>
 public sealed class EnsembleCommand(string home, IReadOnlyDictionary<string, string>? environment = null)
 {
     public string Home { get; } = home;
-
-    public static string CliPath => Path.Combine(AppContext.BaseDirectory, "ensemble.dll");
 
     public async Task<CommandResult> RunAsync(params string[] args) => await RunAsync(TimeSpan.FromMinutes(2), args);
 
     public async Task<CommandResult> RunAsync(TimeSpan deadline, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
+        using var running = Start(args);
+        return await running.WaitAsync(deadline);
+    }
+
+    /// <summary>Starts the command and returns while it runs (e.g. a --wait to be checked later).</summary>
+    public Running Start(params string[] args)
+    {
+        var start = new ProcessStartInfo(InstalledTool.Command)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        start.ArgumentList.Add(CliPath);
         foreach (var arg in args) start.ArgumentList.Add(arg);
         start.Environment["ENSEMBLE_HOME"] = Home;
         foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         start.Environment.Remove("ENSEMBLE_ENVIRONMENT");
-        using var process = Process.Start(start)!;
+        var process = Process.Start(start)!;
         process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(deadline);
-        try
+        return new Running(process, args);
+    }
+
+    /// <summary>An ensemble command still running.</summary>
+    public sealed class Running(Process process, string[] args) : IDisposable
+    {
+        private readonly Task<string> _stdout = process.StandardOutput.ReadToEndAsync();
+        private readonly Task<string> _stderr = process.StandardError.ReadToEndAsync();
+
+        public bool HasExited => process.HasExited;
+
+        public async Task<CommandResult> WaitAsync(TimeSpan deadline)
         {
-            await process.WaitForExitAsync(timeout.Token);
+            using var timeout = new CancellationTokenSource(deadline);
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+                throw new TimeoutException($"'ensemble {string.Join(' ', args)}' did not finish within {deadline}; it printed:\n{await _stdout}\n{await _stderr}");
+            }
+            return new CommandResult(process.ExitCode, await _stdout, await _stderr);
         }
-        catch (OperationCanceledException)
+
+        public void Dispose()
         {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"'ensemble {string.Join(' ', args)}' did not finish within {deadline}");
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            process.Dispose();
         }
-        return new CommandResult(process.ExitCode, await stdout, await stderr);
     }
 
     /// <summary>The pid of an environment's node, as bootstrap recorded it.</summary>
     public int NodePid(string environment)
     {
-        var record = Path.Combine(Home, "environments", environment, "environment.json");
-        using var json = JsonDocument.Parse(File.ReadAllText(record));
+        using var json = JsonDocument.Parse(File.ReadAllText(RecordPath(environment)));
         return json.RootElement.GetProperty("pid").GetInt32();
     }
+
+    public string RecordPath(string environment) => Path.Combine(Home, "environments", environment, "environment.json");
+
+    public string EnvironmentDirectory(string environment) => Path.Combine(Home, "environments", environment);
 
     public static bool IsRunning(int pid)
     {

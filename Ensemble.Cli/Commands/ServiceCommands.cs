@@ -1,0 +1,114 @@
+using System.CommandLine;
+using Ensemble.Services;
+using Ensemble.Topology;
+using static Ensemble.Cli.Commands.CommandSupport;
+using static Ensemble.Services.ServiceProtocol;
+
+namespace Ensemble.Cli.Commands;
+
+/// <summary>deploy, add-unit, remove-unit and destroy-service: placing and removing a service's units.</summary>
+public static class ServiceCommands
+{
+    public static Command Deploy()
+    {
+        var repository = new Option<string>("--repository") { Description = "The local formula repository (default: the current directory).", HelpName = "DIR" };
+        var units = Count("--num-units", "How many units (default 1).", 1, "-n");
+        var wait = new Option<bool>("--wait") { Description = "Return when every unit runs (exit 0) or one failed (exit 1)." };
+        var formula = new Argument<string>("formula") { Description = "The formula's name in the repository." };
+        var service = new Argument<string?>("service") { Description = "The service's name (default: the formula's).", Arity = ArgumentArity.ZeroOrOne };
+        var command = new Command("deploy",
+            "Deploy the latest revision of <formula> from the local repository DIR as <service> with N units.")
+        {
+            repository, units, wait, formula, service,
+        };
+        command.SetAction(parsed =>
+        {
+            var formulaName = parsed.GetValue(formula)!;
+            var serviceName = parsed.GetValue(service) ?? formulaName;
+            var request = new DeployService(serviceName, formulaName, Repository(parsed.GetValue(repository) ?? "."), parsed.GetValue(units) ?? 1);
+            return WithClientAsync(parsed, async client =>
+            {
+                var reply = await client.AskAsync(request, TimeSpan.FromSeconds(60));
+                if (reply is not ServiceDeployed deployed) throw ControllerClient.Rejected(reply);
+                Console.WriteLine($"deployed {deployed.Formula} as service '{deployed.Service}' with units {string.Join(", ", deployed.Units)}");
+                return parsed.GetValue(wait) ? await WaitForUnitsAsync(client, deployed.Service, deployed.Units) : ExitCodes.Ok;
+            });
+        });
+        return command;
+    }
+
+    public static Command AddUnit()
+    {
+        var units = Count("--num-units", "How many units (default 1).", 1, "-n");
+        var service = new Argument<string>("service");
+        var command = new Command("add-unit", "Add N units to <service>.") { units, service };
+        command.SetAction(parsed => WithClientAsync(parsed, async client =>
+        {
+            var reply = await client.AskAsync(new AddUnits(parsed.GetValue(service)!, parsed.GetValue(units) ?? 1));
+            if (reply is not UnitsAdded added) throw ControllerClient.Rejected(reply);
+            Console.WriteLine($"added {string.Join(", ", added.Units)}");
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    public static Command RemoveUnit()
+    {
+        var units = new Argument<string[]>("unit") { Description = "Units to remove, e.g. wordpress/3.", Arity = ArgumentArity.OneOrMore };
+        var command = new Command("remove-unit", "Stop each <unit> (its stop hook runs) and remove it with its files.") { units };
+        command.SetAction(parsed =>
+        {
+            var names = parsed.GetValue(units)!.Select(UnitName).Distinct().ToList();
+            return WithClientAsync(parsed, client => UnitCommands.ForEachUnitAsync(client, names, "removed", async unit =>
+            {
+                var reply = await client.AskAsync(new DestroyUnit(UnitNames.ServiceOf(unit), unit), TimeSpan.FromMinutes(7));
+                if (reply is not ServiceProtocol.UnitDestroyed) throw ControllerClient.Rejected(reply);
+                return $"removed {unit}";
+            }));
+        });
+        return command;
+    }
+
+    public static Command DestroyService()
+    {
+        var service = new Argument<string>("service");
+        var command = new Command("destroy-service", "Stop and remove every unit of <service> (as remove-unit), then the service.") { service };
+        command.SetAction(parsed => WithClientAsync(parsed, async client =>
+        {
+            var name = parsed.GetValue(service)!;
+            var reply = await client.AskAsync(new DestroyService(name), TimeSpan.FromMinutes(10));
+            if (reply is not ServiceDestroyed) throw ControllerClient.Rejected(reply);
+            Console.WriteLine($"destroyed service '{name}'");
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    /// <summary>
+    /// deploy --wait: until every unit runs or one lands in an error state, printing each change. Units
+    /// report their deploy steps to the store only, so this reads the service's status every half second.
+    /// </summary>
+    private static async Task<int> WaitForUnitsAsync(ControllerClient client, string service, IReadOnlyList<string> units)
+    {
+        var last = new Dictionary<string, string>();
+        while (true)
+        {
+            var status = await client.StatusAsync([service]);
+            var current = status.Services.GetValueOrDefault(service)?.Units ?? new Dictionary<string, EnvironmentProtocol.UnitStatus>();
+            foreach (var unit in units)
+            {
+                var state = current.GetValueOrDefault(unit) is { } s ? s.Error is null ? s.State : $"{s.State}: {s.Error}" : "removed";
+                if (last.GetValueOrDefault(unit) != state) Console.WriteLine($"  {unit,-16} {state}");
+                last[unit] = state;
+            }
+            var failed = units.Where(u => current.GetValueOrDefault(u) is not { } s || s.State.EndsWith("_error", StringComparison.Ordinal)).ToList();
+            if (failed.Count > 0)
+            {
+                Console.WriteLine($"{string.Join(", ", failed)} failed; see 'ensemble log <unit>', then 'ensemble resolved --retry <unit>'");
+                return ExitCodes.Failed;
+            }
+            if (units.All(u => current[u].State == UnitStates.Running)) return ExitCodes.Ok;
+            await Task.Delay(TimeSpan.FromMilliseconds(500));
+        }
+    }
+}

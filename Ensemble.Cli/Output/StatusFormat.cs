@@ -1,0 +1,118 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Ensemble.Services;
+using Spectre.Console;
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
+using YamlDotNet.Serialization;
+using YamlDotNet.Serialization.EventEmitters;
+
+namespace Ensemble.Cli.Output;
+
+/// <summary>
+/// How `ensemble status` prints: tables with headers for people; for programs the stable document of
+/// docs/cli.md, as JSON or as YAML (the same fields either way).
+/// </summary>
+public static class StatusFormat
+{
+    /// <summary>The document both machine formats print; fields are only ever added (docs/cli.md).</summary>
+    public static JsonObject Document(EnvironmentProtocol.Status status)
+    {
+        var services = new JsonObject();
+        foreach (var (name, service) in status.Services)
+        {
+            var units = new JsonObject();
+            foreach (var (unitName, unit) in service.Units)
+            {
+                units[unitName] = new JsonObject
+                {
+                    ["formula"] = unit.Formula,
+                    ["state"] = unit.State,
+                    ["upgrading"] = unit.Upgrading,
+                    ["machine"] = unit.Machine,
+                    ["error"] = unit.Error,
+                    ["progress"] = unit.Progress,
+                };
+            }
+            services[name] = new JsonObject
+            {
+                ["formula"] = service.Formula,
+                ["upgrade-running"] = service.UpgradeRunning,
+                ["upgrade-unknown"] = service.UpgradeUnknown,
+                ["units"] = units,
+            };
+        }
+        var unreadable = new JsonArray();
+        foreach (var record in status.Unreadable ?? [])
+            unreadable.Add(new JsonObject { ["path"] = record.Path, ["reason"] = record.Reason });
+        return new JsonObject { ["services"] = services, ["unreadable"] = unreadable };
+    }
+
+    public static string Json(EnvironmentProtocol.Status status) =>
+        Document(status).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+
+    public static string Yaml(EnvironmentProtocol.Status status) =>
+        new SerializerBuilder()
+            .ConfigureDefaultValuesHandling(DefaultValuesHandling.Preserve)
+            .WithEventEmitter(next => new NullAsNull(next))
+            .Build()
+            .Serialize(Plain(Document(status)));
+
+    /// <summary>Two tables: the services, then every unit; then what could not be read.</summary>
+    public static void Table(EnvironmentProtocol.Status status, IAnsiConsole console)
+    {
+        if (status.Services.Count == 0)
+            console.WriteLine("no services deployed");
+        else
+        {
+            var services = Terminal.Table("SERVICE", "FORMULA", "UNITS", "UPGRADE");
+            foreach (var (name, service) in status.Services)
+            {
+                var upgrade = service.UpgradeUnknown is { } unknown ? $"unknown: {unknown}" : service.UpgradeRunning ? "running" : "";
+                services.AddRow(Cell(name), Cell(service.Formula), Cell(service.Units.Count.ToString(System.Globalization.CultureInfo.InvariantCulture)), Cell(upgrade));
+            }
+            console.Write(services);
+
+            var units = Terminal.Table("UNIT", "FORMULA", "STATE", "MACHINE", "UPGRADE", "ERROR");
+            foreach (var service in status.Services.Values)
+            foreach (var (name, unit) in service.Units)
+            {
+                var upgrade = unit.Upgrading ? unit.Progress ?? "pending" : unit.Progress ?? "";
+                units.AddRow(Cell(name), Cell(unit.Formula), Cell(unit.State), Cell(unit.Machine), Cell(upgrade), Cell(unit.Error ?? ""));
+            }
+            if (units.Rows.Count > 0)
+            {
+                console.WriteLine();
+                console.Write(units);
+            }
+        }
+        if (status.Unreadable is { Count: > 0 } unreadable)
+        {
+            console.WriteLine("could not read (left out above):");
+            foreach (var record in unreadable) console.WriteLine($"  {record.Path}: {record.Reason}");
+        }
+    }
+
+    private static Text Cell(string text) => new(text);
+
+    private static object? Plain(JsonNode? node) => node switch
+    {
+        null => null,
+        JsonObject o => o.ToDictionary(kv => kv.Key, kv => Plain(kv.Value)),
+        JsonArray a => a.Select(Plain).ToList(),
+        JsonValue v when v.TryGetValue<bool>(out var b) => b,
+        JsonValue v when v.TryGetValue<int>(out var i) => i,
+        JsonValue v => v.ToString(),
+        _ => node.ToJsonString(),
+    };
+
+    /// <summary>Writes null as `null`, as the JSON does, rather than as an empty value.</summary>
+    private sealed class NullAsNull(IEventEmitter next) : ChainedEventEmitter(next)
+    {
+        public override void Emit(ScalarEventInfo eventInfo, IEmitter emitter)
+        {
+            if (eventInfo.Source.Value is null) emitter.Emit(new Scalar("null"));
+            else base.Emit(eventInfo, emitter);
+        }
+    }
+}
