@@ -164,7 +164,20 @@ public sealed class LocalEnvironment : IAsyncDisposable
         Services.Tell(Kill.Instance);
         await probe.Task.WaitAsync(TimeSpan.FromSeconds(30));
         System.Stop(watcher);
-        Services = await EnsembleWiring.StartControllerAsync(System, new ControllerContext(Topology, Storage, Options.Controller));
+        // The guardian frees the name a moment after watchers hear of the death: try again until it has.
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            try
+            {
+                Services = await EnsembleWiring.StartControllerAsync(System, new ControllerContext(Topology, Storage, Options.Controller));
+                return;
+            }
+            catch (InvalidActorNameException) when (DateTime.UtcNow < until)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(10));
+            }
+        }
     }
 
     public AgentContext Machine(string machine) => _machines[machine].Context;

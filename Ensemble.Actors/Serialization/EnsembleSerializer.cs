@@ -46,15 +46,37 @@ public sealed class EnsembleSerializer(ExtendedActorSystem system) : SerializerW
 
     public override int Identifier => SerializerId;
 
-    public override string Manifest(object o) =>
-        ManifestsByType.TryGetValue(o.GetType(), out var manifest)
+    private const string FailureManifest = "wire.failure";
+    private const string SuccessManifest = "wire.success";
+
+    /// <summary>A failure or success as it crosses the wire: a sentence, never an exception or object type.</summary>
+    private sealed record StatusOnWire(string? Message);
+
+    public override string Manifest(object o) => o switch
+    {
+        Status.Failure => FailureManifest,
+        Status.Success => SuccessManifest,
+        _ => ManifestsByType.TryGetValue(o.GetType(), out var manifest)
             ? manifest
-            : throw new ArgumentException($"{o.GetType()} has no manifest in {nameof(EnsembleSerializer)}; add it to the table");
+            : throw new ArgumentException($"{o.GetType()} has no manifest in {nameof(EnsembleSerializer)}; add it to the table"),
+    };
 
-    public override byte[] ToBinary(object obj) => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json);
+    public override byte[] ToBinary(object obj) => obj switch
+    {
+        Status.Failure failure => JsonSerializer.SerializeToUtf8Bytes(new StatusOnWire(failure.Cause?.GetBaseException().Message), Json),
+        Status.Success success => JsonSerializer.SerializeToUtf8Bytes(new StatusOnWire(success.Status?.ToString()), Json),
+        _ => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json),
+    };
 
-    public override object FromBinary(byte[] bytes, string manifest) =>
-        TypesByManifest.TryGetValue(manifest, out var type)
+    public override object FromBinary(byte[] bytes, string manifest) => manifest switch
+    {
+        FailureManifest => new Status.Failure(new WireFailure(Read<StatusOnWire>(bytes, manifest).Message ?? "failed")),
+        SuccessManifest => new Status.Success(Read<StatusOnWire>(bytes, manifest).Message),
+        _ => TypesByManifest.TryGetValue(manifest, out var type)
             ? JsonSerializer.Deserialize(bytes, type, Json) ?? throw new SerializationException($"empty payload for manifest '{manifest}'")
-            : throw new SerializationException($"unknown manifest '{manifest}'");
+            : throw new SerializationException($"unknown manifest '{manifest}'"),
+    };
+
+    private static T Read<T>(byte[] bytes, string manifest) =>
+        JsonSerializer.Deserialize<T>(bytes, Json) ?? throw new SerializationException($"empty payload for manifest '{manifest}'");
 }
