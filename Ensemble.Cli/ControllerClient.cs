@@ -5,8 +5,10 @@ using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Configuration;
 using Ensemble.Hosting;
 using Ensemble.Services;
-using static Ensemble.Services.ServiceProtocol;
-using UnitProtocol = Ensemble.Units.UnitProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
+using UnitReplies = Ensemble.Units.UnitReplies;
+using UnitRequests = Ensemble.Units.UnitRequests;
 
 namespace Ensemble.Cli;
 
@@ -82,11 +84,11 @@ public sealed class ControllerClient : IAsyncDisposable
         $"environment '{environment.Name}' is not running (its node, pid {environment.Pid}, has exited; see {environment.Log}); bring it back with its services and data with 'ensemble restart-environment {environment.Name}'.";
 
     /// <summary>The environment's status, restricted to the services and units named in <paramref name="only"/> (null: all).</summary>
-    public async Task<EnvironmentProtocol.Status> StatusAsync(IReadOnlyList<string>? only = null) =>
-        await AskAsync(new EnvironmentProtocol.GetStatus(only)) switch
+    public async Task<EnvironmentReplies.Status> StatusAsync(IReadOnlyList<string>? only = null) =>
+        await AskAsync(new EnvironmentRequests.GetStatus(only)) switch
         {
-            EnvironmentProtocol.Status status => status,
-            EnvironmentProtocol.StatusUnavailable unavailable => throw new CliException(ExitCodes.Unavailable,
+            EnvironmentReplies.Status status => status,
+            EnvironmentReplies.StatusUnavailable unavailable => throw new CliException(ExitCodes.Unavailable,
                 $"environment '{_environment.Name}' cannot tell its status now: {Sentence(unavailable.Reason)}; try again in a moment, and see {_environment.Log} if it lasts."),
             var other => throw Rejected(other),
         };
@@ -95,7 +97,7 @@ public sealed class ControllerClient : IAsyncDisposable
     public static CliException Rejected(object reply) => reply switch
     {
         CommandRejected r => new CliException(ExitCodes.For(r.Kind), Sentence(r.Reason) + "."),
-        UnitProtocol.UnitCommandRejected r => new CliException(ExitCodes.Conflict, Sentence(r.Reason) + "."),
+        UnitReplies.UnitCommandRejected r => new CliException(ExitCodes.Conflict, Sentence(r.Reason) + "."),
         _ => new CliException(ExitCodes.Failed, $"the controller answered with {reply.GetType().Name}, which this ensemble command does not understand; are the command and the environment of the same version?"),
     };
 

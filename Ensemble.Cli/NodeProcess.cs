@@ -54,7 +54,7 @@ public static class NodeProcess
         home.Save(record);
 
         await using var client = new ControllerClient(record);
-        if (await client.AskAsync(new EnvironmentProtocol.Ping(), TimeSpan.FromSeconds(30)) is not EnvironmentProtocol.Pong)
+        if (await client.AskAsync(new EnvironmentRequests.Ping(), TimeSpan.FromSeconds(30)) is not EnvironmentReplies.Pong)
             throw new CliException(ExitCodes.Unavailable, $"environment '{name}' started but its controller does not answer; see {log}.");
         return record;
     }

@@ -1,6 +1,7 @@
 using Ensemble.Formulas;
 using Ensemble.Services;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Cli;
 
@@ -84,7 +85,7 @@ public static class UpgradeWatch
     private static async Task<UpgradeOutcome> OutcomeFromStatusAsync(ControllerClient client, UpgradeStarted started)
     {
         var status = await client.StatusAsync([started.Service]);
-        var units = status.Services.GetValueOrDefault(started.Service)?.Units ?? new Dictionary<string, EnvironmentProtocol.UnitStatus>();
+        var units = status.Services.GetValueOrDefault(started.Service)?.Units ?? new Dictionary<string, EnvironmentReplies.UnitStatus>();
         var target = started.To.ToString();
         var missed = started.Units
             .Where(u => units.GetValueOrDefault(u) is not { } s || s.Formula != target || s.State != Topology.UnitStates.Running || s.Upgrading)

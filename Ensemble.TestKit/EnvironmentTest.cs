@@ -55,8 +55,8 @@ public abstract class EnvironmentTest : Akka.TestKit.Xunit2.TestKit, IAsyncLifet
     /// <summary>Deploys formula <paramref name="formula"/> from the test repository and waits until every unit runs.</summary>
     protected async Task<IReadOnlyList<string>> DeployAsync(string formula, int units, string? service = null)
     {
-        var reply = await Env.AskAsync<object>(new ServiceProtocol.DeployService(service ?? formula, formula, Repository, units));
-        var deployed = Assert.IsType<ServiceProtocol.ServiceDeployed>(reply);
+        var reply = await Env.AskAsync<object>(new ServiceRequests.DeployService(service ?? formula, formula, Repository, units));
+        var deployed = Assert.IsType<ServiceReplies.ServiceDeployed>(reply);
         await WaitForUnitsAsync(deployed.Units, u => u.State == UnitStates.Running, "units to run");
         return deployed.Units;
     }
@@ -79,7 +79,7 @@ public abstract class EnvironmentTest : Akka.TestKit.Xunit2.TestKit, IAsyncLifet
     /// <summary>Waits until the service's upgrade run has finished (the coordinator holds no run any more).</summary>
     protected Task WaitForUpgradeToEndAsync(string service, TimeSpan? deadline = null) =>
         LocalEnvironment.WaitUntilAsync(async () =>
-            !(await Env.AskAsync<ServiceProtocol.UpgradeStatus>(new ServiceProtocol.GetUpgradeStatus(service))).Running,
+            !(await Env.AskAsync<ServiceReplies.UpgradeStatus>(new ServiceRequests.GetUpgradeStatus(service))).Running,
             deadline ?? Deadline, $"the upgrade of {service} to end");
 
     protected async Task<string> DataDirAsync(string unit) => (await Env.UnitPathsAsync(unit)).DataDirectory;

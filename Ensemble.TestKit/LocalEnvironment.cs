@@ -189,7 +189,7 @@ public sealed class LocalEnvironment : IAsyncDisposable
         return UnitPaths.On(Directory, record.Machine, unit);
     }
 
-    public Task<T> AskAsync<T>(ServiceProtocol.IServiceCommand command, TimeSpan? timeout = null) =>
+    public Task<T> AskAsync<T>(ServiceRequests.IServiceCommand command, TimeSpan? timeout = null) =>
         Services.Ask<T>(command, timeout ?? TimeSpan.FromSeconds(60));
 
     /// <summary>Polls a condition until it holds or the deadline passes.</summary>

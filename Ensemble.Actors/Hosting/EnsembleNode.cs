@@ -128,7 +128,7 @@ public sealed class EnsembleNode : IAsyncDisposable
             // A normal stop lets every unit finish the step it is in and begin no other.
             CoordinatedShutdown.Get(System).AddTask(CoordinatedShutdown.PhaseBeforeServiceUnbind, "drain-units", async () =>
             {
-                try { await agent.Ask<UnitProtocol.Drained>(new UnitProtocol.Drain(), settings.HookTimeout + TimeSpan.FromSeconds(15)); }
+                try { await agent.Ask<UnitReplies.Drained>(new UnitRequests.Drain(), settings.HookTimeout + TimeSpan.FromSeconds(15)); }
                 catch (Exception) { /* shutdown goes on; the units resume from their state files */ }
                 return Akka.Done.Instance;
             });

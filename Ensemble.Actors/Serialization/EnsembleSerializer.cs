@@ -16,9 +16,9 @@ public sealed class EnsembleSerializer(ExtendedActorSystem system) : SerializerW
 
     private static readonly IReadOnlyDictionary<string, Type> TypesByManifest = new Dictionary<string, Type>
     {
-        ["svc.deployed"] = typeof(ServiceEvents.ServiceDeployed),
+        ["svc.deployed"] = typeof(ServiceEvents.ServiceCreated),
         ["svc.unit-placed"] = typeof(ServiceEvents.UnitPlaced),
-        ["svc.unit-destroyed"] = typeof(ServiceEvents.UnitDestroyed),
+        ["svc.unit-destroyed"] = typeof(ServiceEvents.UnitDeleted),
         ["svc.upgrade-began"] = typeof(ServiceEvents.UpgradeBegan),
         ["svc.unit-upgrade-launched"] = typeof(ServiceEvents.UnitUpgradeLaunched),
         ["svc.unit-upgrade-succeeded"] = typeof(ServiceEvents.UnitUpgradeSucceeded),
@@ -34,7 +34,7 @@ public sealed class EnsembleSerializer(ExtendedActorSystem system) : SerializerW
     /// The table is built from our own types at start; the wire only ever chooses among them.
     /// </summary>
     private static IEnumerable<KeyValuePair<string, Type>> WireMessages() =>
-        new[] { typeof(ServiceProtocol), typeof(EnvironmentProtocol), typeof(Units.UnitProtocol) }
+        new[] { typeof(ServiceRequests), typeof(ServiceReplies), typeof(EnvironmentRequests), typeof(EnvironmentReplies), typeof(Units.UnitRequests), typeof(Units.UnitReplies) }
             .SelectMany(protocol => protocol.GetNestedTypes()
                 .Where(t => t.IsClass && !t.IsAbstract && typeof(IWireMessage).IsAssignableFrom(t))
                 .Select(t => KeyValuePair.Create($"wire.{protocol.Name}.{t.Name}", t)));

@@ -4,15 +4,19 @@ using Ensemble.Topology;
 namespace Ensemble.Services;
 
 /// <summary>Requests about the environment as a whole, answered by the controller's service manager.</summary>
-public static class EnvironmentProtocol
+public static class EnvironmentRequests
 {
     /// <summary>Answered with <see cref="Pong"/>: the controller is up and reachable.</summary>
     public sealed record Ping : IWireMessage;
 
-    public sealed record Pong(string Environment) : IWireMessage;
-
     /// <summary>Answered with <see cref="Status"/>, or <see cref="StatusUnavailable"/>. Only: services (or units' services) to read; null reads all.</summary>
     public sealed record GetStatus(IReadOnlyList<string>? Only = null) : IWireMessage;
+}
+
+/// <summary>What the controller answers about the environment: the status `ensemble status` prints.</summary>
+public static class EnvironmentReplies
+{
+    public sealed record Pong(string Environment) : IWireMessage;
 
     /// <summary>
     /// The stable shape `ensemble status --format json` prints. Unreadable: records in the store that could

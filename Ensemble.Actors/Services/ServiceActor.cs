@@ -4,8 +4,10 @@ using Akka.Persistence;
 using Ensemble.Formulas;
 using Ensemble.Topology;
 using static Ensemble.Services.ServiceEvents;
-using static Ensemble.Services.ServiceProtocol;
-using UnitProtocol = Ensemble.Units.UnitProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
+using UnitReplies = Ensemble.Units.UnitReplies;
+using UnitRequests = Ensemble.Units.UnitRequests;
 
 namespace Ensemble.Services;
 
@@ -219,9 +221,9 @@ public sealed class ServiceActor : ReceivePersistentActor
             var bundle = FormulaPacker.Pack(formula);
             var formulaRef = await StoreBundleAsync(bundle);
             await _context.Topology.CreateServiceAsync(new ServiceRecord(_name, formulaRef.Id.ToString(), formulaRef.Sha256, m.Repository));
-            var events = new List<IServiceEvent> { new ServiceEvents.ServiceDeployed(formulaRef, m.Repository) };
+            var events = new List<IServiceEvent> { new ServiceEvents.ServiceCreated(formulaRef, m.Repository) };
             var placed = await PlaceUnitsAsync(state with { Formula = formulaRef }, m.Units, events);
-            return new WorkDone(events, new ServiceProtocol.ServiceDeployed(_name, formulaRef.Id, placed), replyTo);
+            return new WorkDone(events, new ServiceReplies.ServiceDeployed(_name, formulaRef.Id, placed), replyTo);
         });
     }
 
@@ -244,7 +246,7 @@ public sealed class ServiceActor : ReceivePersistentActor
         await _context.Topology.AddUnitsAsync(placed.Select(p =>
             new UnitRecord(p.Unit, state.Formula!.Id.ToString(), UnitStates.Pending, p.Machine, Sha256: state.Formula.Sha256)).ToList());
         foreach (var p in placed)
-            _system.ActorSelection(agents[p.Machine].Address).Tell(new UnitProtocol.DeployUnit(p.Unit, state.Formula!));
+            _system.ActorSelection(agents[p.Machine].Address).Tell(new UnitRequests.DeployUnit(p.Unit, state.Formula!));
         events.AddRange(placed);
         return placed.Select(p => p.Unit).ToList();
     }
@@ -256,9 +258,9 @@ public sealed class ServiceActor : ReceivePersistentActor
         RunAsync(async (_, replyTo) =>
         {
             if (await _context.Topology.GetAgentAsync(machine) is { } agent)
-                await _system.ActorSelection(agent.Address).Ask<UnitProtocol.UnitRemoved>(new UnitProtocol.RemoveUnit(m.Unit), TimeSpan.FromMinutes(6));
+                await _system.ActorSelection(agent.Address).Ask<UnitReplies.UnitRemoved>(new UnitRequests.RemoveUnit(m.Unit), TimeSpan.FromMinutes(6));
             await _context.Topology.RemoveUnitAsync(m.Unit);
-            return new WorkDone([new ServiceEvents.UnitDestroyed(m.Unit)], new ServiceProtocol.UnitDestroyed(_name, m.Unit), replyTo);
+            return new WorkDone([new ServiceEvents.UnitDeleted(m.Unit)], new ServiceReplies.UnitDestroyed(_name, m.Unit), replyTo);
         });
     }
 
@@ -269,9 +271,9 @@ public sealed class ServiceActor : ReceivePersistentActor
         {
             foreach (var (unit, machine) in state.Units)
                 if (await _context.Topology.GetAgentAsync(machine) is { } agent)
-                    await _system.ActorSelection(agent.Address).Ask<UnitProtocol.UnitRemoved>(new UnitProtocol.RemoveUnit(unit), TimeSpan.FromMinutes(6));
+                    await _system.ActorSelection(agent.Address).Ask<UnitReplies.UnitRemoved>(new UnitRequests.RemoveUnit(unit), TimeSpan.FromMinutes(6));
             await _context.Topology.DeleteServiceAsync(_name);
-            return new WorkDone([new ServiceRemoved()], new ServiceProtocol.ServiceDestroyed(_name), replyTo);
+            return new WorkDone([new ServiceRemoved()], new ServiceReplies.ServiceDestroyed(_name), replyTo);
         });
     }
 
@@ -285,7 +287,7 @@ public sealed class ServiceActor : ReceivePersistentActor
         _context.Topology.GetAgentAsync(machine).ContinueWith(t =>
         {
             if (t.IsCompletedSuccessfully && t.Result is { } agent)
-                system.ActorSelection(agent.Address).Tell(new UnitProtocol.ResolveUnit(m.Unit, m.Retry), replyTo);
+                system.ActorSelection(agent.Address).Tell(new UnitRequests.ResolveUnitError(m.Unit, m.Retry), replyTo);
             else
                 replyTo.Tell(new CommandRejected(service, RejectionKind.Unavailable, $"the agent of machine {machine}, which hosts {m.Unit}, is not running; start it and try again"));
         }, TaskScheduler.Default);

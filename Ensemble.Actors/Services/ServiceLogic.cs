@@ -1,9 +1,8 @@
 using System.Collections.Immutable;
 using Ensemble.Topology;
 using static Ensemble.Services.ServiceEvents;
-using static Ensemble.Services.ServiceProtocol;
-using ServiceDeployed = Ensemble.Services.ServiceEvents.ServiceDeployed;
-using UnitDestroyed = Ensemble.Services.ServiceEvents.UnitDestroyed;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Services;
 
@@ -98,13 +97,13 @@ public static class ServiceLogic
 
     public static ServiceState Apply(ServiceState state, IServiceEvent e) => e switch
     {
-        ServiceDeployed d => state with { Formula = d.Formula, Repository = d.Repository },
+        ServiceCreated d => state with { Formula = d.Formula, Repository = d.Repository },
         UnitPlaced p => state with
         {
             Units = state.Units.SetItem(p.Unit, p.Machine),
             NextUnitNumber = Math.Max(state.NextUnitNumber, UnitNames.NumberOf(p.Unit) + 1),
         },
-        UnitDestroyed d => state with
+        UnitDeleted d => state with
         {
             Units = state.Units.Remove(d.Unit),
             Upgrade = state.Upgrade is { } run ? run with { Queued = run.Queued.Remove(d.Unit) } : null,

@@ -1,7 +1,8 @@
 using Akka.Actor;
 using Akka.Event;
 using Ensemble.Topology;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Services;
 
@@ -58,9 +59,9 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
             Stash.UnstashAll();
         });
         Receive<ListServices>(_ => ListServicesAsync());
-        Receive<EnvironmentProtocol.Ping>(_ => Sender.Tell(new EnvironmentProtocol.Pong(_environment)));
+        Receive<EnvironmentRequests.Ping>(_ => Sender.Tell(new EnvironmentReplies.Pong(_environment)));
         Receive<IServiceCommand>(_ => _storeAway is not null, m => Sender.Tell(StoreAway(m.Service)));
-        Receive<EnvironmentProtocol.GetStatus>(_ => _storeAway is not null, _ => Sender.Tell(StoreAway("")));
+        Receive<EnvironmentRequests.GetStatus>(_ => _storeAway is not null, _ => Sender.Tell(StoreAway("")));
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -72,8 +73,8 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
 
     private void Ready()
     {
-        Receive<EnvironmentProtocol.Ping>(_ => Sender.Tell(new EnvironmentProtocol.Pong(_environment)));
-        Receive<EnvironmentProtocol.GetStatus>(AnswerStatus);
+        Receive<EnvironmentRequests.Ping>(_ => Sender.Tell(new EnvironmentReplies.Pong(_environment)));
+        Receive<EnvironmentRequests.GetStatus>(AnswerStatus);
         Receive<DeployCounted>(m =>
         {
             var limit = _context.Settings.RequestLimits.ServicesPerEnvironment;
@@ -148,7 +149,7 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
     /// Answers a status request: the store's view with each upgrade's per-unit view, or, when the store
     /// cannot be read in time, why not. Never a failure message: the client gets a sentence it can show.
     /// </summary>
-    private void AnswerStatus(EnvironmentProtocol.GetStatus request)
+    private void AnswerStatus(EnvironmentRequests.GetStatus request)
     {
         var replyTo = Sender;
         var coordinators = Context.GetChildren().ToDictionary(c => c.Path.Name);
@@ -173,7 +174,7 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
                 _ => $"reading its store failed: {cause?.Message ?? "cancelled"}",
             };
             log.Warning("status: cannot answer, {0}", reason);
-            replyTo.Tell(new EnvironmentProtocol.StatusUnavailable(reason));
+            replyTo.Tell(new EnvironmentReplies.StatusUnavailable(reason));
         }, TaskScheduler.Default);
     }
 
@@ -182,7 +183,7 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
     /// upgrade's per-unit view. Records that cannot be read are skipped and listed; a coordinator that does
     /// not answer makes that service's upgrade state unknown, never "not running".
     /// </summary>
-    private async Task<EnvironmentProtocol.Status> StatusAsync(IReadOnlyList<string>? only, IReadOnlyDictionary<string, IActorRef> coordinators)
+    private async Task<EnvironmentReplies.Status> StatusAsync(IReadOnlyList<string>? only, IReadOnlyDictionary<string, IActorRef> coordinators)
     {
         var topology = _context.Topology;
         var unreadable = new List<UnreadableRecord>();
@@ -194,7 +195,7 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
             ? AskUpgradeAsync(coordinator, n)
             : Task.FromResult<(UpgradeStatus?, string?)>((null, null)));
 
-        var services = new SortedDictionary<string, EnvironmentProtocol.ServiceStatus>(StringComparer.Ordinal);
+        var services = new SortedDictionary<string, EnvironmentReplies.ServiceStatus>(StringComparer.Ordinal);
         foreach (var name in names)
         {
             if (!UnitNames.IsValidServiceName(name))
@@ -216,7 +217,7 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
             }
             var (upgrade, unknown) = await upgrades[name];
             var view = upgrade is { Running: true } ? upgrade.View?.Units.ToDictionary(u => u.Unit) : null;
-            var units = new SortedDictionary<string, EnvironmentProtocol.UnitStatus>(Comparer<string>.Create(
+            var units = new SortedDictionary<string, EnvironmentReplies.UnitStatus>(Comparer<string>.Create(
                 (a, b) => UnitNames.NumberOf(a).CompareTo(UnitNames.NumberOf(b))));
             foreach (var unit in await topology.ListUnitsAsync(name, unreadable))
             {
@@ -228,12 +229,12 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
                     upgrading = true;
                 }
                 var progress = view?.GetValueOrDefault(unit.Name)?.State;
-                units[unit.Name] = new EnvironmentProtocol.UnitStatus(unit.Formula, unit.State, upgrading, unit.Machine, unit.Error, progress);
+                units[unit.Name] = new EnvironmentReplies.UnitStatus(unit.Formula, unit.State, upgrading, unit.Machine, unit.Error, progress);
             }
             var running = unknown is null ? upgrade?.Running ?? false : units.Values.Any(u => u.Upgrading);
-            services[name] = new EnvironmentProtocol.ServiceStatus(service.Formula, units, running, unknown);
+            services[name] = new EnvironmentReplies.ServiceStatus(service.Formula, units, running, unknown);
         }
-        return new EnvironmentProtocol.Status(services, unreadable);
+        return new EnvironmentReplies.Status(services, unreadable);
     }
 
     private static async Task<(UpgradeStatus? Status, string? Unknown)> AskUpgradeAsync(IActorRef coordinator, string service)

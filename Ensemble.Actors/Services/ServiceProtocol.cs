@@ -3,8 +3,8 @@ using Ensemble.Serialization;
 
 namespace Ensemble.Services;
 
-/// <summary>Requests a service's coordinator answers, its replies, and what it tells those watching an upgrade.</summary>
-public static class ServiceProtocol
+/// <summary>What a service's coordinator is asked: commands (verbs) and the queries and subscriptions about its upgrades.</summary>
+public static class ServiceRequests
 {
     /// <summary>A message routed to the coordinator of one service.</summary>
     public interface IServiceCommand : IWireMessage
@@ -37,7 +37,6 @@ public static class ServiceProtocol
     /// <summary>Stops every unit of the service (stop hook), removes them and the service.</summary>
     public sealed record DestroyService(string Service) : IServiceCommand;
 
-    public sealed record ServiceDestroyed(string Service) : IWireMessage;
 
     /// <summary>
     /// Subscribes the sender: it gets an <see cref="UpgradeStatus"/> snapshot at once (the whole per-unit view),
@@ -45,8 +44,12 @@ public static class ServiceProtocol
     /// is harmless and brings a fresh snapshot, so a client behind a tunnel that may drop re-subscribes now and then.
     /// </summary>
     public sealed record WatchUpgrade(string Service) : IServiceCommand;
+}
 
-    // ---- replies ----
+/// <summary>What a service's coordinator answers, and what it pushes to those watching an upgrade.</summary>
+public static class ServiceReplies
+{
+    public sealed record ServiceDestroyed(string Service) : IWireMessage;
 
     public sealed record ServiceDeployed(string Service, FormulaId Formula, IReadOnlyList<string> Units) : IWireMessage;
 
@@ -104,11 +107,11 @@ public static class ServiceEvents
 {
     public interface IServiceEvent : IPersistedEvent;
 
-    public sealed record ServiceDeployed(FormulaRef Formula, string Repository) : IServiceEvent;
+    public sealed record ServiceCreated(FormulaRef Formula, string Repository) : IServiceEvent;
 
     public sealed record UnitPlaced(string Unit, string Machine) : IServiceEvent;
 
-    public sealed record UnitDestroyed(string Unit) : IServiceEvent;
+    public sealed record UnitDeleted(string Unit) : IServiceEvent;
 
     public sealed record UpgradeBegan(string RunId, FormulaRef From, FormulaRef To, string Repository, IReadOnlyList<string> Units, int MaxParallel) : IServiceEvent;
 

@@ -2,7 +2,8 @@ using Akka.Actor;
 using Akka.Event;
 using Ensemble.Formulas;
 using Ensemble.Topology;
-using static Ensemble.Units.UnitProtocol;
+using static Ensemble.Units.UnitRequests;
+using static Ensemble.Units.UnitReplies;
 
 namespace Ensemble.Units;
 
@@ -129,7 +130,7 @@ public sealed class MachineAgent : ReceiveActor
             child.Forward(message);
             return;
         }
-        if (message is DeployUnit or UpgradeUnit or ResolveUnit or GetUnitStatus)
+        if (message is DeployUnit or UpgradeUnit or ResolveUnitError or GetUnitReport)
         {
             if (message is not DeployUnit && !File.Exists(UnitPaths.For(_context.UnitsDirectory, message.Unit).StateFile))
             {

@@ -4,7 +4,8 @@ using Ensemble.Formulas;
 using Ensemble.Hooks;
 using Ensemble.Topology;
 using Ensemble.Units.Steps;
-using static Ensemble.Units.UnitProtocol;
+using static Ensemble.Units.UnitRequests;
+using static Ensemble.Units.UnitReplies;
 
 namespace Ensemble.Units;
 
@@ -39,8 +40,8 @@ public sealed class UnitAgent : ReceiveActor
 
         Receive<DeployUnit>(m => Offer(new UnitTrigger.Deploy(m.Formula), Sender));
         Receive<UpgradeUnit>(OnUpgrade);
-        Receive<ResolveUnit>(OnResolve);
-        Receive<GetUnitStatus>(_ => Sender.Tell(Status()));
+        Receive<ResolveUnitError>(OnResolve);
+        Receive<GetUnitReport>(_ => Sender.Tell(Status()));
         Receive<RemoveUnit>(OnRemove);
         Receive<StepFinished>(OnStepFinished);
         Receive<Drain>(_ =>
@@ -61,7 +62,7 @@ public sealed class UnitAgent : ReceiveActor
         _stepCancellation.Dispose();
     }
 
-    private UnitStatus Status() =>
+    private UnitReport Status() =>
         new(_unit, UnitLifecycle.StateName(_state.Phase), _state.Current, _state.Target, _state.Error);
 
     private void OnUpgrade(UpgradeUnit m)
@@ -75,7 +76,7 @@ public sealed class UnitAgent : ReceiveActor
                 return;
             case UnitDecision.Rejected r:
                 Sender.Tell(_state.IsError && _state.Target?.Sha256 == m.Formula.Sha256
-                    ? new UnitUpgradeFailed(_unit, UnitLifecycle.StateName(_state.Phase), _state.Error ?? r.Reason)
+                    ? new UnitEnteredError(_unit, UnitLifecycle.StateName(_state.Phase), _state.Error ?? r.Reason)
                     : new UnitCommandRejected(_unit, r.Reason));
                 return;
             case UnitDecision.Unchanged when _state.Operation == UnitOperation.None:
@@ -88,7 +89,7 @@ public sealed class UnitAgent : ReceiveActor
         }
     }
 
-    private void OnResolve(ResolveUnit m)
+    private void OnResolve(ResolveUnitError m)
     {
         var decision = UnitLifecycle.Decide(_state, new UnitTrigger.Resolve(m.Retry));
         if (decision is UnitDecision.Rejected r)
@@ -168,7 +169,7 @@ public sealed class UnitAgent : ReceiveActor
         if (_state.IsError)
         {
             Publish(state, _state.Error);
-            foreach (var waiter in _waiting) waiter.Tell(new UnitUpgradeFailed(_unit, state, _state.Error ?? state));
+            foreach (var waiter in _waiting) waiter.Tell(new UnitEnteredError(_unit, state, _state.Error ?? state));
             _waiting.Clear();
             return;
         }

@@ -3,10 +3,10 @@ using Ensemble.Serialization;
 
 namespace Ensemble.Units;
 
-/// <summary>Messages to and from unit agents. Commands are routed by unit name through the machine agent.</summary>
-public static class UnitProtocol
+/// <summary>What unit agents are asked; routed by unit name through the machine agent.</summary>
+public static class UnitRequests
 {
-    /// <summary>A message addressed to one unit.</summary>
+    /// <summary>A request addressed to one unit.</summary>
     public interface IUnitMessage : IWireMessage
     {
         string Unit { get; }
@@ -17,29 +17,37 @@ public static class UnitProtocol
     /// <summary>Idempotent: sending it again while the upgrade runs only re-subscribes the sender to its outcome.</summary>
     public sealed record UpgradeUnit(string Unit, FormulaRef Formula) : IUnitMessage;
 
-    public sealed record ResolveUnit(string Unit, bool Retry) : IUnitMessage;
+    /// <summary>`resolved [--retry]`: leave the unit's error state, running the failed step again or going on past it.</summary>
+    public sealed record ResolveUnitError(string Unit, bool Retry) : IUnitMessage;
 
     public sealed record RemoveUnit(string Unit) : IUnitMessage;
 
-    public sealed record GetUnitStatus(string Unit) : IUnitMessage;
+    /// <summary>Answered with <see cref="UnitReplies.UnitReport"/>: the lifecycle state as the unit's agent sees it.</summary>
+    public sealed record GetUnitReport(string Unit) : IUnitMessage;
 
-    public sealed record UnitStatus(string Unit, string State, FormulaRef? Formula, FormulaRef? Target, string? Error) : IUnitMessage;
+    /// <summary>Shutdown: finish the step in flight, begin no other; answered with <see cref="UnitReplies.Drained"/>.</summary>
+    public sealed record Drain : IWireMessage;
+}
 
-    public sealed record UnitUpgraded(string Unit, FormulaRef Formula) : IUnitMessage;
+/// <summary>What unit agents answer, and tell those waiting on an upgrade.</summary>
+public static class UnitReplies
+{
+    public sealed record UnitReport(string Unit, string State, FormulaRef? Formula, FormulaRef? Target, string? Error) : IWireMessage;
 
-    public sealed record UnitUpgradeFailed(string Unit, string State, string Cause) : IUnitMessage;
+    /// <summary>The upgrade is done and recorded in the store.</summary>
+    public sealed record UnitUpgraded(string Unit, FormulaRef Formula) : IWireMessage;
+
+    /// <summary>The unit entered an error state (State) and waits there for `resolved`.</summary>
+    public sealed record UnitEnteredError(string Unit, string State, string Cause) : IWireMessage;
 
     /// <summary>Sent to those waiting on an upgrade at each step it takes.</summary>
-    public sealed record UnitProgressed(string Unit, string State, FormulaRef? Target) : IUnitMessage;
+    public sealed record UnitProgressed(string Unit, string State, FormulaRef? Target) : IWireMessage;
 
-    public sealed record UnitResolved(string Unit, string State) : IUnitMessage;
+    public sealed record UnitResolved(string Unit, string State) : IWireMessage;
 
-    public sealed record UnitRemoved(string Unit) : IUnitMessage;
+    public sealed record UnitRemoved(string Unit) : IWireMessage;
 
-    public sealed record UnitCommandRejected(string Unit, string Reason) : IUnitMessage;
-
-    /// <summary>Shutdown: finish the step in flight, begin no other; answered with <see cref="Drained"/>.</summary>
-    public sealed record Drain : IWireMessage;
+    public sealed record UnitCommandRejected(string Unit, string Reason) : IWireMessage;
 
     public sealed record Drained : IWireMessage;
 }

@@ -2,7 +2,8 @@ using System.CommandLine;
 using Ensemble.Services;
 using Ensemble.Topology;
 using static Ensemble.Cli.Commands.CommandSupport;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Cli.Commands;
 
@@ -62,7 +63,7 @@ public static class ServiceCommands
             return WithClientAsync(parsed, client => UnitCommands.ForEachUnitAsync(client, names, "removed", async unit =>
             {
                 var reply = await client.AskAsync(new DestroyUnit(UnitNames.ServiceOf(unit), unit), TimeSpan.FromMinutes(7));
-                if (reply is not ServiceProtocol.UnitDestroyed) throw ControllerClient.Rejected(reply);
+                if (reply is not ServiceReplies.UnitDestroyed) throw ControllerClient.Rejected(reply);
                 return $"removed {unit}";
             }));
         });
@@ -94,7 +95,7 @@ public static class ServiceCommands
         while (true)
         {
             var status = await client.StatusAsync([service]);
-            var current = status.Services.GetValueOrDefault(service)?.Units ?? new Dictionary<string, EnvironmentProtocol.UnitStatus>();
+            var current = status.Services.GetValueOrDefault(service)?.Units ?? new Dictionary<string, EnvironmentReplies.UnitStatus>();
             foreach (var unit in units)
             {
                 var state = current.GetValueOrDefault(unit) is { } s ? s.Error is null ? s.State : $"{s.State}: {s.Error}" : "removed";

@@ -54,7 +54,7 @@ public static class StatusCommand
     }
 
     /// <summary>Keeps the services named and, for unit names, only those units; a name that matches nothing is "not found".</summary>
-    private static EnvironmentProtocol.Status Filter(EnvironmentProtocol.Status status, IReadOnlyList<string>? only)
+    private static EnvironmentReplies.Status Filter(EnvironmentReplies.Status status, IReadOnlyList<string>? only)
     {
         if (only is null) return status;
         var missing = only.Where(name => UnitNames.IsValid(name)
@@ -63,7 +63,7 @@ public static class StatusCommand
         if (missing.Count > 0)
             throw new CliException(ExitCodes.NotFound,
                 $"{string.Join(", ", missing.Select(m => $"'{m}'"))} {(missing.Count == 1 ? "is not a deployed service or unit" : "are not deployed services or units")}; see 'ensemble status' for what there is.");
-        var services = new SortedDictionary<string, EnvironmentProtocol.ServiceStatus>(StringComparer.Ordinal);
+        var services = new SortedDictionary<string, EnvironmentReplies.ServiceStatus>(StringComparer.Ordinal);
         foreach (var (name, service) in status.Services)
         {
             if (only.Contains(name)) services[name] = service;

@@ -1,8 +1,10 @@
 using System.CommandLine;
 using Ensemble.Topology;
 using static Ensemble.Cli.Commands.CommandSupport;
-using static Ensemble.Services.ServiceProtocol;
-using UnitProtocol = Ensemble.Units.UnitProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
+using UnitReplies = Ensemble.Units.UnitReplies;
+using UnitRequests = Ensemble.Units.UnitRequests;
 
 namespace Ensemble.Cli.Commands;
 
@@ -25,7 +27,7 @@ public static class UnitCommands
             return WithClientAsync(parsed, client => ForEachUnitAsync(client, names, "resolved", async unit =>
             {
                 var reply = await client.AskAsync(new ResolveUnit(UnitNames.ServiceOf(unit), unit, again));
-                return reply is UnitProtocol.UnitResolved resolved
+                return reply is UnitReplies.UnitResolved resolved
                     ? $"{unit} resolved{(again ? ", retrying" : "")}: now {resolved.State}"
                     : throw ControllerClient.Rejected(reply);
             }));

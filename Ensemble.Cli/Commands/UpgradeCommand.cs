@@ -2,7 +2,8 @@ using System.CommandLine;
 using Ensemble.Cli.Output;
 using static Ensemble.Cli.Commands.CommandSupport;
 using Spectre.Console;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Cli.Commands;
 

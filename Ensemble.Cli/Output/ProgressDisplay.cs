@@ -1,6 +1,7 @@
 using Ensemble.Services;
 using Spectre.Console;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Cli.Output;
 

@@ -16,7 +16,7 @@ namespace Ensemble.Cli.Output;
 public static class StatusFormat
 {
     /// <summary>The document both machine formats print; fields are only ever added (docs/cli.md).</summary>
-    public static JsonObject Document(EnvironmentProtocol.Status status)
+    public static JsonObject Document(EnvironmentReplies.Status status)
     {
         var services = new JsonObject();
         foreach (var (name, service) in status.Services)
@@ -48,10 +48,10 @@ public static class StatusFormat
         return new JsonObject { ["services"] = services, ["unreadable"] = unreadable };
     }
 
-    public static string Json(EnvironmentProtocol.Status status) =>
+    public static string Json(EnvironmentReplies.Status status) =>
         Document(status).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
 
-    public static string Yaml(EnvironmentProtocol.Status status) =>
+    public static string Yaml(EnvironmentReplies.Status status) =>
         new SerializerBuilder()
             .ConfigureDefaultValuesHandling(DefaultValuesHandling.Preserve)
             .WithEventEmitter(next => new NullAsNull(next))
@@ -59,7 +59,7 @@ public static class StatusFormat
             .Serialize(Plain(Document(status)));
 
     /// <summary>Two tables: the services, then every unit; then what could not be read.</summary>
-    public static void Table(EnvironmentProtocol.Status status, IAnsiConsole console)
+    public static void Table(EnvironmentReplies.Status status, IAnsiConsole console)
     {
         if (status.Services.Count == 0)
             console.WriteLine("no services deployed");

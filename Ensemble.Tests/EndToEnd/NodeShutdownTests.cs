@@ -3,7 +3,8 @@ using Ensemble.Hosting;
 using Ensemble.Tests.Support;
 using Ensemble.Units;
 using Xunit;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Tests.EndToEnd;
 

@@ -27,9 +27,9 @@ public sealed class EnsembleSerializerTests : IAsyncLifetime
 
     public static TheoryData<string, IPersistedEvent> Events() => new()
     {
-        { "svc.deployed", new ServiceEvents.ServiceDeployed(Rev1, "/srv/repository") },
+        { "svc.deployed", new ServiceEvents.ServiceCreated(Rev1, "/srv/repository") },
         { "svc.unit-placed", new ServiceEvents.UnitPlaced("wordpress/3", "machine-1") },
-        { "svc.unit-destroyed", new ServiceEvents.UnitDestroyed("wordpress/3") },
+        { "svc.unit-destroyed", new ServiceEvents.UnitDeleted("wordpress/3") },
         { "svc.upgrade-began", new ServiceEvents.UpgradeBegan("run-7", Rev1, Rev2, "/srv/repository", ["wordpress/0", "wordpress/10", "wordpress/2"], 2) },
         { "svc.upgrade-began", new ServiceEvents.UpgradeBegan("run-8", Rev1, Rev2, "/srv/repository", [], 1) },
         { "svc.unit-upgrade-launched", new ServiceEvents.UnitUpgradeLaunched("run-7", "wordpress/0") },
@@ -150,11 +150,11 @@ public sealed class WireMessageSerializationTests : Akka.TestKit.Xunit2.TestKit
 
     public static TheoryData<object> WireMessages() => new()
     {
-        new ServiceProtocol.UpgradeFormula("web", "/repo", 3, ["web/0", "web/2"], 2, DryRun: true),
-        new ServiceProtocol.CommandRejected("web", ServiceProtocol.RejectionKind.NoNewerRevision, "no newer revision"),
-        new ServiceProtocol.UpgradeStarted("web", new Ensemble.Formulas.FormulaId("web", 1), new Ensemble.Formulas.FormulaId("web", 2), ["web/0"], true),
-        new EnvironmentProtocol.Ping(),
-        new Ensemble.Units.UnitProtocol.UnitResolved("web/0", "upgrading"),
+        new ServiceRequests.UpgradeFormula("web", "/repo", 3, ["web/0", "web/2"], 2, DryRun: true),
+        new ServiceReplies.CommandRejected("web", ServiceReplies.RejectionKind.NoNewerRevision, "no newer revision"),
+        new ServiceReplies.UpgradeStarted("web", new Ensemble.Formulas.FormulaId("web", 1), new Ensemble.Formulas.FormulaId("web", 2), ["web/0"], true),
+        new EnvironmentRequests.Ping(),
+        new Ensemble.Units.UnitReplies.UnitResolved("web/0", "upgrading"),
     };
 
     [Theory]
@@ -172,15 +172,15 @@ public sealed class WireMessageSerializationTests : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public void The_status_document_round_trips()
     {
-        var status = new EnvironmentProtocol.Status(new Dictionary<string, EnvironmentProtocol.ServiceStatus>
+        var status = new EnvironmentReplies.Status(new Dictionary<string, EnvironmentReplies.ServiceStatus>
         {
-            ["web"] = new("local:web-2", new Dictionary<string, EnvironmentProtocol.UnitStatus>
+            ["web"] = new("local:web-2", new Dictionary<string, EnvironmentReplies.UnitStatus>
             {
                 ["web/0"] = new("local:web-2", "upgrade_error", true, "machine-0", "hook 'upgrade-formula' exited with code 3", "upgrade_error"),
             }, false),
         });
         var serializer = (EnsembleSerializer)Sys.Serialization.FindSerializerFor(status);
-        var back = (EnvironmentProtocol.Status)serializer.FromBinary(serializer.ToBinary(status), serializer.Manifest(status));
+        var back = (EnvironmentReplies.Status)serializer.FromBinary(serializer.ToBinary(status), serializer.Manifest(status));
         Assert.Equal(status.Services["web"].Units["web/0"], back.Services["web"].Units["web/0"]);
     }
 }

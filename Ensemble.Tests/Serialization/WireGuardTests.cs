@@ -52,9 +52,9 @@ public sealed class WireGuardTests : IAsyncLifetime
 
         services.Tell(new Booby { Mark = mark });
         // One association delivers in order: once the Pong is back, the JSON message was read — or refused.
-        var pong = await services.Ask<object>(new EnvironmentProtocol.Ping(), TimeSpan.FromSeconds(20));
+        var pong = await services.Ask<object>(new EnvironmentRequests.Ping(), TimeSpan.FromSeconds(20));
 
-        Assert.IsType<EnvironmentProtocol.Pong>(pong);
+        Assert.IsType<EnvironmentReplies.Pong>(pong);
         Assert.False(File.Exists(mark), "the node built an object of a type a peer named");
     }
 

@@ -2,7 +2,8 @@ using Ensemble.Formulas;
 using Ensemble.Services;
 using Xunit;
 using static Ensemble.Services.ServiceEvents;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Tests.Services;
 
@@ -15,7 +16,7 @@ public sealed class ServiceChecksTests
 
     private static ServiceState Deployed(int units, bool upgrading = false)
     {
-        var state = ServiceLogic.Apply(ServiceState.Empty("wordpress"), new ServiceEvents.ServiceDeployed(Rev1, "/repo"));
+        var state = ServiceLogic.Apply(ServiceState.Empty("wordpress"), new ServiceEvents.ServiceCreated(Rev1, "/repo"));
         for (var n = 0; n < units; n++) state = ServiceLogic.Apply(state, new UnitPlaced($"wordpress/{n}", "m0"));
         if (upgrading)
         {
@@ -117,7 +118,7 @@ public sealed class ServiceChecksTests
     [Fact]
     public void Placement_names_new_units_after_the_highest_ever_used_and_spreads_them()
     {
-        var state = ServiceLogic.Apply(Deployed(3), new ServiceEvents.UnitDestroyed("wordpress/2"));
+        var state = ServiceLogic.Apply(Deployed(3), new ServiceEvents.UnitDeleted("wordpress/2"));
         var placed = ServiceLogic.PlanPlacement(state, 4, ["m0", "m1"]);
         Assert.Equal(["wordpress/3", "wordpress/4", "wordpress/5", "wordpress/6"], placed.Select(p => p.Unit));
         // m0 holds wordpress/0 and /1 already, so m1 gets the first two.

@@ -16,7 +16,7 @@ public sealed class ServiceLogicTests
 
     private static ServiceState Deployed(int units) => Replay(
         [
-            new ServiceDeployed(Rev1, "/repo"),
+            new ServiceCreated(Rev1, "/repo"),
             .. Enumerable.Range(0, units).Select(n => (IServiceEvent)new UnitPlaced($"wordpress/{n}", $"machine-{n % 2}")),
         ]);
 
@@ -39,7 +39,7 @@ public sealed class ServiceLogicTests
     [Fact]
     public void ServiceDeployed_sets_formula_and_repository()
     {
-        var state = Replay(new ServiceDeployed(Rev1, "/srv/repo"));
+        var state = Replay(new ServiceCreated(Rev1, "/srv/repo"));
         Assert.True(state.Deployed);
         Assert.Equal(Rev1, state.Formula);
         Assert.Equal("/srv/repo", state.Repository);
@@ -49,7 +49,7 @@ public sealed class ServiceLogicTests
     public void UnitPlaced_records_the_machine_and_advances_the_next_unit_number()
     {
         var state = Replay(
-            new ServiceDeployed(Rev1, "/repo"),
+            new ServiceCreated(Rev1, "/repo"),
             new UnitPlaced("wordpress/0", "m0"),
             new UnitPlaced("wordpress/5", "m1"),
             new UnitPlaced("wordpress/2", "m0"));
@@ -61,7 +61,7 @@ public sealed class ServiceLogicTests
     [Fact]
     public void UnitDestroyed_removes_the_unit_but_never_reuses_its_number()
     {
-        var state = ServiceLogic.Apply(Deployed(3), new UnitDestroyed("wordpress/2"));
+        var state = ServiceLogic.Apply(Deployed(3), new UnitDeleted("wordpress/2"));
         Assert.Equal(["wordpress/0", "wordpress/1"], state.Units.Keys);
         Assert.Equal(3, state.NextUnitNumber);
     }
@@ -70,11 +70,11 @@ public sealed class ServiceLogicTests
     public void UnitDestroyed_drops_a_queued_unit_from_the_running_upgrade()
     {
         var state = Replay(
-            new ServiceDeployed(Rev1, "/repo"),
+            new ServiceCreated(Rev1, "/repo"),
             new UnitPlaced("wordpress/0", "m0"),
             new UnitPlaced("wordpress/1", "m0"),
             new UpgradeBegan("run-1", Rev1, Rev2, "/repo", ["wordpress/0", "wordpress/1"], 1),
-            new UnitDestroyed("wordpress/1"));
+            new UnitDeleted("wordpress/1"));
 
         Assert.Equal(["wordpress/0"], state.Upgrade!.Queued);
     }
@@ -103,7 +103,7 @@ public sealed class ServiceLogicTests
     public void Launch_success_and_failure_move_units_through_the_run()
     {
         var state = Replay(
-            new ServiceDeployed(Rev1, "/repo"),
+            new ServiceCreated(Rev1, "/repo"),
             new UpgradeBegan("run-1", Rev1, Rev2, "/repo", ["wordpress/0", "wordpress/1", "wordpress/2"], 3),
             new UnitUpgradeLaunched("run-1", "wordpress/0"),
             new UnitUpgradeLaunched("run-1", "wordpress/1"));
@@ -126,11 +126,11 @@ public sealed class ServiceLogicTests
     public void Events_of_another_run_are_ignored()
     {
         var state = Replay(
-            new ServiceDeployed(Rev1, "/repo"),
+            new ServiceCreated(Rev1, "/repo"),
             new UpgradeBegan("run-2", Rev1, Rev2, "/repo", ["wordpress/0"], 1));
 
         var after = Replay(
-            new ServiceDeployed(Rev1, "/repo"),
+            new ServiceCreated(Rev1, "/repo"),
             new UpgradeBegan("run-2", Rev1, Rev2, "/repo", ["wordpress/0"], 1),
             new UnitUpgradeLaunched("run-1", "wordpress/0"),
             new UnitUpgradeSucceeded("run-1", "wordpress/0"),
@@ -156,7 +156,7 @@ public sealed class ServiceLogicTests
     public void UpgradeEnded_clears_the_run_and_keeps_the_new_formula()
     {
         var state = Replay(
-            new ServiceDeployed(Rev1, "/repo"),
+            new ServiceCreated(Rev1, "/repo"),
             new UpgradeBegan("run-1", Rev1, Rev2, "/repo", ["wordpress/0"], 1),
             new UnitUpgradeLaunched("run-1", "wordpress/0"),
             new UnitUpgradeSucceeded("run-1", "wordpress/0"),

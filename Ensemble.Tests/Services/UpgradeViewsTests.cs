@@ -2,7 +2,8 @@ using System.Collections.Immutable;
 using Ensemble.Formulas;
 using Ensemble.Services;
 using Xunit;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Tests.Services;
 

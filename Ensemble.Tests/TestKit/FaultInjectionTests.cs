@@ -1,7 +1,8 @@
 using Ensemble.Services;
 using Xunit;
 using Xunit.Abstractions;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Tests.TestKit;
 

@@ -22,12 +22,12 @@ public sealed class RollingUpgradeExample(ITestOutputHelper output) : Environmen
         _hooks.FailNext("upgrade-formula", exitCode: 3, unit: "web/0");
 
         // One unit at a time: the failure of the first halts the rollout.
-        await Env.AskAsync<object>(new ServiceProtocol.UpgradeFormula("web", MaxParallel: 1));
+        await Env.AskAsync<object>(new ServiceRequests.UpgradeFormula("web", MaxParallel: 1));
         await WaitForUpgradeToEndAsync("web");
         Assert.Equal("upgrade_error", (await Env.Topology.GetUnitAsync("web/0"))!.State);
         Assert.Equal("local:web-1", (await Env.Topology.GetUnitAsync("web/2"))!.Formula);
 
-        await Env.AskAsync<object>(new ServiceProtocol.ResolveUnit("web", "web/0", Retry: true));
+        await Env.AskAsync<object>(new ServiceRequests.ResolveUnit("web", "web/0", Retry: true));
         await WaitForUnitsAsync(["web/0"], u => u.Formula == "local:web-2" && u.State == "running", "web/0 on revision 2");
         Assert.Contains("upgrade-formula 2 end", TestFormulas.HookTrace(await DataDirAsync("web/0")));
     }

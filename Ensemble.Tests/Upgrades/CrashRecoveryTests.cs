@@ -3,7 +3,8 @@ using Ensemble.Topology;
 using Ensemble.Units;
 using Xunit;
 using Xunit.Abstractions;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Tests.Upgrades;
 
@@ -163,7 +164,7 @@ public sealed class CrashLoopTests(ITestOutputHelper output) : EnvironmentTest(o
         Assert.Equal(MachineAgent.MaxRestarts + 1, _faults.Crashes);
 
         _faults.Armed = false;
-        Assert.IsType<Ensemble.Units.UnitProtocol.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("svc", unit, Retry: true)));
+        Assert.IsType<Ensemble.Units.UnitReplies.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("svc", unit, Retry: true)));
         await WaitForUnitsAsync([unit], u => u.Formula == "local:svc-2" && u.State == UnitStates.Running, "the unit on revision 2");
     }
 }

@@ -2,8 +2,10 @@ using Ensemble.Tests.Support;
 using Ensemble.Topology;
 using Xunit;
 using Xunit.Abstractions;
-using static Ensemble.Services.ServiceProtocol;
-using UnitProtocol = Ensemble.Units.UnitProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
+using UnitReplies = Ensemble.Units.UnitReplies;
+using UnitRequests = Ensemble.Units.UnitRequests;
 
 namespace Ensemble.Tests.Upgrades;
 
@@ -49,7 +51,7 @@ public sealed class DownloadFaultTests(ITestOutputHelper output) : EnvironmentTe
         Assert.DoesNotContain(TestFormulas.HookTrace(paths.DataDirectory), l => l.StartsWith("stop", StringComparison.Ordinal));
 
         // Giving up leaves the unit running its old revision, its upgrade abandoned; a later upgrade-formula catches it up.
-        Assert.IsType<UnitProtocol.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("app", unit, Retry: false)));
+        Assert.IsType<UnitReplies.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("app", unit, Retry: false)));
         await WaitForUnitsAsync([unit], u => u.State == UnitStates.Running && u.Formula == "local:app-1", "running on revision 1");
         await LocalEnvironment.WaitUntilAsync(async () => await Env.Topology.GetUpgradeFlagAsync(unit) is null, Deadline, "the flag to clear");
 

@@ -2,8 +2,10 @@ using Ensemble.Tests.Support;
 using Ensemble.Topology;
 using Xunit;
 using Xunit.Abstractions;
-using static Ensemble.Services.ServiceProtocol;
-using UnitProtocol = Ensemble.Units.UnitProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
+using UnitReplies = Ensemble.Units.UnitReplies;
+using UnitRequests = Ensemble.Units.UnitRequests;
 
 namespace Ensemble.Tests.Upgrades;
 
@@ -32,7 +34,7 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
 
         File.Delete(Path.Combine(Control, $"fail-{hook}"));
         var resolved = await Env.AskAsync<object>(new ResolveUnit("db", unit, Retry: true));
-        Assert.IsType<UnitProtocol.UnitResolved>(resolved);
+        Assert.IsType<UnitReplies.UnitResolved>(resolved);
         await WaitForUnitsAsync([unit], u => u.State == UnitStates.Running && u.Error is null, "running");
 
         trace = TestFormulas.HookTrace(await DataDirAsync(unit));
@@ -69,7 +71,7 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
         Assert.Equal($"{hook} {revisionOfHook} begin", trace[^1]);
 
         File.Delete(Path.Combine(await DataDirAsync(failing), $"fail-{hook}"));
-        Assert.IsType<UnitProtocol.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("db", failing, Retry: true)));
+        Assert.IsType<UnitReplies.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("db", failing, Retry: true)));
         await WaitForUnitsAsync([failing], u => u.State == UnitStates.Running && u.Formula == "local:db-2", "the unit to finish its upgrade");
 
         Assert.Null(await Env.Topology.GetUpgradeFlagAsync(failing));
@@ -89,7 +91,7 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
         await Env.AskAsync<object>(new UpgradeFormula("db"));
         await WaitForUnitsAsync([unit], u => u.State == "upgrade_error", "upgrade_error");
 
-        Assert.IsType<UnitProtocol.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("db", unit, Retry: false)));
+        Assert.IsType<UnitReplies.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("db", unit, Retry: false)));
         await WaitForUnitsAsync([unit], u => u.State == UnitStates.Running && u.Formula == "local:db-2", "running on revision 2");
         var trace = TestFormulas.HookTrace(await DataDirAsync(unit));
         Assert.Equal(1, Count(trace, "upgrade-formula 2 begin"));
@@ -101,7 +103,7 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
     {
         TestFormulas.Write(Repository, "db", 1);
         var unit = (await DeployAsync("db", 1)).Single();
-        var reply = Assert.IsType<UnitProtocol.UnitCommandRejected>(await Env.AskAsync<object>(new ResolveUnit("db", unit, Retry: true)));
+        var reply = Assert.IsType<UnitReplies.UnitCommandRejected>(await Env.AskAsync<object>(new ResolveUnit("db", unit, Retry: true)));
         Assert.Contains("not in an error state", reply.Reason);
     }
 }

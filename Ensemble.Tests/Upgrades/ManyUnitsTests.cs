@@ -3,8 +3,10 @@ using Ensemble.Topology;
 using Ensemble.Units;
 using Xunit;
 using Xunit.Abstractions;
-using static Ensemble.Services.ServiceProtocol;
-using UnitProtocol = Ensemble.Units.UnitProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
+using UnitReplies = Ensemble.Units.UnitReplies;
+using UnitRequests = Ensemble.Units.UnitRequests;
 
 namespace Ensemble.Tests.Upgrades;
 
@@ -52,7 +54,7 @@ public sealed class ManyUnitsTests(ITestOutputHelper output) : EnvironmentTest(o
         foreach (var unit in broken)
         {
             File.Delete(Path.Combine(await DataDirAsync(unit), "fail-upgrade-formula"));
-            Assert.IsType<UnitProtocol.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("farm", unit, Retry: true)));
+            Assert.IsType<UnitReplies.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("farm", unit, Retry: true)));
         }
         await WaitForUnitsAsync(units, u => u.Formula == "local:farm-2" && u.State == UnitStates.Running && u.Error is null,
             "all 50 units on revision 2", TimeSpan.FromSeconds(120));

@@ -4,7 +4,8 @@ using Ensemble.Tests.Support;
 using Ensemble.Topology;
 using Xunit;
 using Xunit.Abstractions;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Tests.Upgrades;
 

@@ -2,7 +2,8 @@ using Ensemble.Formulas;
 using Ensemble.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Tests.Upgrades;
 

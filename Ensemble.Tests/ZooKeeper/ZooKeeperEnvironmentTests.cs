@@ -7,7 +7,8 @@ using Ensemble.Units;
 using Ensemble.ZooKeeper;
 using Xunit;
 using Xunit.Abstractions;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Tests.ZooKeeper;
 

@@ -9,7 +9,8 @@ using Ensemble.Services;
 using Ensemble.TestKit;
 using Ensemble.Topology;
 using Microsoft.Data.Sqlite;
-using static Ensemble.Services.ServiceProtocol;
+using static Ensemble.Services.ServiceRequests;
+using static Ensemble.Services.ServiceReplies;
 
 // The upgrade pipeline's cost, printed as a table and written to bench/results/latest.json.
 // Usage: dotnet run -c Release --project bench/UpgradeBench [-- --quick]
