@@ -88,7 +88,7 @@ public static class UpgradeWatch
         var units = status.Services.GetValueOrDefault(started.Service)?.Units ?? new Dictionary<string, EnvironmentReplies.UnitStatus>();
         var target = started.To.ToString();
         var missed = started.Units
-            .Where(u => units.GetValueOrDefault(u) is not { } s || s.Formula != target || s.State != Topology.UnitStates.Running || s.Upgrading)
+            .Where(u => units.GetValueOrDefault(u) is not { } s || s.Formula != target || s.State != Units.UnitPhase.Running || s.Upgrading)
             .ToList();
         return new UpgradeOutcome(started.To, started.Units, missed);
     }

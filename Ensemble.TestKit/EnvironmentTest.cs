@@ -57,7 +57,7 @@ public abstract class EnvironmentTest : Akka.TestKit.Xunit2.TestKit, IAsyncLifet
     {
         var reply = await Env.AskAsync<object>(new ServiceRequests.DeployService(service ?? formula, formula, Repository, units));
         var deployed = Assert.IsType<ServiceReplies.ServiceDeployed>(reply);
-        await WaitForUnitsAsync(deployed.Units, u => u.State == UnitStates.Running, "units to run");
+        await WaitForUnitsAsync(deployed.Units, u => u.State == UnitPhase.Running, "units to run");
         return deployed.Units;
     }
 

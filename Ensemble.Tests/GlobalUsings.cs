@@ -1,2 +1,3 @@
 global using Ensemble.TestKit;
 global using Ensemble.TestKit.Conformance;
+global using Ensemble.Units;

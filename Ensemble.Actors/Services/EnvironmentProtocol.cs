@@ -33,5 +33,5 @@ public static class EnvironmentReplies
     /// <summary>The controller could not read the environment now (its store is unreachable, say); nothing was changed.</summary>
     public sealed record StatusUnavailable(string Reason) : IWireMessage;
 
-    public sealed record UnitStatus(string Formula, string State, bool Upgrading, string Machine, string? Error, string? Progress);
+    public sealed record UnitStatus(string Formula, Units.UnitPhase State, bool Upgrading, string Machine, string? Error, string? Progress);
 }

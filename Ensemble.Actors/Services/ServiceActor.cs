@@ -244,7 +244,7 @@ public sealed class ServiceActor : ReceivePersistentActor
         if (agents.Count == 0) throw new InvalidOperationException("no machine agent is running to place units on");
         var placed = ServiceLogic.PlanPlacement(state, count, agents.Keys);
         await _context.Topology.AddUnitsAsync(placed.Select(p =>
-            new UnitRecord(p.Unit, state.Formula!.Id.ToString(), UnitStates.Pending, p.Machine, Sha256: state.Formula.Sha256)).ToList());
+            new UnitRecord(p.Unit, state.Formula!.Id.ToString(), Units.UnitPhase.Pending, p.Machine, Sha256: state.Formula.Sha256)).ToList());
         foreach (var p in placed)
             _system.ActorSelection(agents[p.Machine].Address).Tell(new UnitRequests.DeployUnit(p.Unit, state.Formula!));
         events.AddRange(placed);

@@ -4,6 +4,7 @@ using Akka.Persistence;
 using Ensemble.Formulas;
 using Ensemble.Serialization;
 using Ensemble.Topology;
+using Ensemble.Units;
 using static Ensemble.Units.UnitRequests;
 using static Ensemble.Units.UnitReplies;
 
@@ -85,9 +86,9 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
         {
             if (m.Formula.Sha256 == _target.Sha256) Finish(true, null);
         });
-        Command<UnitEnteredError>(m => Finish(false, $"{m.State}: {m.Cause}"));
+        Command<UnitEnteredError>(m => Finish(false, $"{UnitLifecycle.StateName(m.State)}: {m.Cause}"));
         Command<UnitCommandRejected>(m => Finish(false, m.Reason));
-        Command<UnitProgressed>(m => Context.Parent.Tell(new ServiceReplies.UnitUpgradeProgressed(UnitNames.ServiceOf(_unit), _unit, m.State)));
+        Command<UnitProgressed>(m => Context.Parent.Tell(new ServiceReplies.UnitUpgradeProgressed(UnitNames.ServiceOf(_unit), _unit, UnitLifecycle.StateName(m.State))));
     }
 
     // Props by type and arguments: the expression form compiles a delegate per call, one per unit upgrade.

@@ -7,7 +7,7 @@ public sealed record ServiceRecord(string Name, string Formula, string Sha256, s
 /// A unit as the shared topology holds it; Formula and Sha256 name exactly the content the unit runs
 /// (an id alone is not enough: two repositories may hold different content under one name and revision).
 /// </summary>
-public sealed record UnitRecord(string Name, string Formula, string State, string Machine, string? Error = null, string? Sha256 = null)
+public sealed record UnitRecord(string Name, string Formula, Units.UnitPhase State, string Machine, string? Error = null, string? Sha256 = null)
 {
     [System.Text.Json.Serialization.JsonIgnore] public string Service => UnitNames.ServiceOf(Name);
     [System.Text.Json.Serialization.JsonIgnore] public int Number => UnitNames.NumberOf(Name);
@@ -54,9 +54,3 @@ public static class UnitNames
     }
 }
 
-/// <summary>Lifecycle states as they appear in the store and in status output.</summary>
-public static class UnitStates
-{
-    public const string Pending = "pending";
-    public const string Running = "running";
-}

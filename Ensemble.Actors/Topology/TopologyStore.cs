@@ -146,7 +146,7 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
     }
 
     /// <summary>Sets the unit's state and error cause, keeping everything else.</summary>
-    public async Task SetUnitStateAsync(string unit, string state, string? error)
+    public async Task SetUnitStateAsync(string unit, Units.UnitPhase state, string? error)
     {
         var current = await GetUnitAsync(unit) ?? throw new NoNodeException(UnitPath(unit));
         if (current.State == state && current.Error == error) return;
@@ -177,11 +177,11 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
     public async Task CompleteUpgradeAsync(string unit, string formula, string? sha256 = null)
     {
         var current = await GetUnitAsync(unit) ?? throw new NoNodeException(UnitPath(unit));
-        var updated = Encode(current with { Formula = formula, State = UnitStates.Running, Error = null, Sha256 = sha256 ?? current.Sha256 });
+        var updated = Encode(current with { Formula = formula, State = Units.UnitPhase.Running, Error = null, Sha256 = sha256 ?? current.Sha256 });
         var flagged = await store.ExistsAsync(UpgradeFlagPath(unit)) is not null;
         if (!flagged)
         {
-            if (current.Formula != formula || current.State != UnitStates.Running || current.Error is not null
+            if (current.Formula != formula || current.State != Units.UnitPhase.Running || current.Error is not null
                 || (sha256 is not null && current.Sha256 != sha256))
                 await store.SetDataAsync(UnitPath(unit), updated);
             return;

@@ -73,7 +73,7 @@ public sealed class MachineAgent : ReceiveActor
             if (UnitLifecycle.Decide(state, new UnitTrigger.StepFailed(cause)) is not UnitDecision.Moved moved) return;
             UnitStateFile.Save(paths, moved.State);
             _log.Error("{0}: parked in {1}: {2}", unit, UnitLifecycle.StateName(moved.State.Phase), cause);
-            _ = _context.Topology.SetUnitStateAsync(unit, UnitLifecycle.StateName(moved.State.Phase), cause);
+            _ = _context.Topology.SetUnitStateAsync(unit, moved.State.Phase, cause);
         }
         catch (Exception ex) when (DiskFaults.IsDiskFault(ex) || ex is UnitStateFileException)
         {

@@ -63,7 +63,7 @@ public sealed class UnitAgent : ReceiveActor
     }
 
     private UnitReport Status() =>
-        new(_unit, UnitLifecycle.StateName(_state.Phase), _state.Current, _state.Target, _state.Error);
+        new(_unit, _state.Phase, _state.Current, _state.Target, _state.Error);
 
     private void OnUpgrade(UpgradeUnit m)
     {
@@ -72,11 +72,11 @@ public sealed class UnitAgent : ReceiveActor
         {
             case UnitDecision.Rejected when !_state.IsError && _state.Operation == UnitOperation.Deploy:
                 // Still being deployed: the requester keeps asking and the upgrade begins once the unit runs.
-                Sender.Tell(new UnitProgressed(_unit, UnitLifecycle.StateName(_state.Phase), _state.Target));
+                Sender.Tell(new UnitProgressed(_unit, _state.Phase, _state.Target));
                 return;
             case UnitDecision.Rejected r:
                 Sender.Tell(_state.IsError && _state.Target?.Sha256 == m.Formula.Sha256
-                    ? new UnitEnteredError(_unit, UnitLifecycle.StateName(_state.Phase), _state.Error ?? r.Reason)
+                    ? new UnitEnteredError(_unit, _state.Phase, _state.Error ?? r.Reason)
                     : new UnitCommandRejected(_unit, r.Reason));
                 return;
             case UnitDecision.Unchanged when _state.Operation == UnitOperation.None:
@@ -98,7 +98,7 @@ public sealed class UnitAgent : ReceiveActor
             return;
         }
         Apply(decision);
-        Sender.Tell(new UnitResolved(_unit, UnitLifecycle.StateName(_state.Phase)));
+        Sender.Tell(new UnitResolved(_unit, _state.Phase));
     }
 
     private void OnRemove(RemoveUnit m)
@@ -165,11 +165,11 @@ public sealed class UnitAgent : ReceiveActor
     /// <summary>Tells those waiting on an upgrade how it goes, and records errors in the shared topology.</summary>
     private void Notify(UnitState previous)
     {
-        var state = UnitLifecycle.StateName(_state.Phase);
+        var state = _state.Phase;
         if (_state.IsError)
         {
             Publish(state, _state.Error);
-            foreach (var waiter in _waiting) waiter.Tell(new UnitEnteredError(_unit, state, _state.Error ?? state));
+            foreach (var waiter in _waiting) waiter.Tell(new UnitEnteredError(_unit, state, _state.Error ?? UnitLifecycle.StateName(state)));
             _waiting.Clear();
             return;
         }
@@ -182,9 +182,9 @@ public sealed class UnitAgent : ReceiveActor
         foreach (var waiter in _waiting) waiter.Tell(new UnitProgressed(_unit, state, _state.Target));
     }
 
-    private void Publish(string state, string? error) =>
+    private void Publish(UnitPhase state, string? error) =>
         _context.Topology.SetUnitStateAsync(_unit, state, error).ContinueWith(
-            t => _log.Warning("{0}: could not record state {1}: {2}", _unit, state, t.Exception?.GetBaseException().Message),
+            t => _log.Warning("{0}: could not record state {1}: {2}", _unit, UnitLifecycle.StateName(state), t.Exception?.GetBaseException().Message),
             TaskContinuationOptions.OnlyOnFaulted);
 
     // ---- steps ----

@@ -2,7 +2,12 @@ using Ensemble.Formulas;
 
 namespace Ensemble.Units;
 
-/// <summary>Where a unit stands. Every phase but Running and the error phases has one step to perform.</summary>
+/// <summary>
+/// Where a unit stands: its one state name, shared by the unit agent, the store, status and the CLI
+/// (written everywhere but state.json by its store name, <see cref="UnitLifecycle.StateName"/>).
+/// Every phase but Running and the error phases has one step to perform.
+/// </summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(UnitPhaseNameConverter))]
 public enum UnitPhase
 {
     Pending,
@@ -111,6 +116,12 @@ public static class UnitLifecycle
         UnitPhase.UpgradeError => "upgrade_error",
         _ => phase.ToString().ToLowerInvariant(),
     };
+
+    private static readonly IReadOnlyDictionary<string, UnitPhase> PhasesByName =
+        Enum.GetValues<UnitPhase>().ToDictionary(StateName, StringComparer.Ordinal);
+
+    /// <summary>The phase a store name stands for, or null for a name no phase has.</summary>
+    public static UnitPhase? PhaseNamed(string? name) => name is not null && PhasesByName.TryGetValue(name, out var phase) ? phase : null;
 
     public static UnitDecision Decide(UnitState state, UnitTrigger trigger) => trigger switch
     {

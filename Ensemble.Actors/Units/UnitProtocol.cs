@@ -32,18 +32,18 @@ public static class UnitRequests
 /// <summary>What unit agents answer, and tell those waiting on an upgrade.</summary>
 public static class UnitReplies
 {
-    public sealed record UnitReport(string Unit, string State, FormulaRef? Formula, FormulaRef? Target, string? Error) : IWireMessage;
+    public sealed record UnitReport(string Unit, UnitPhase State, FormulaRef? Formula, FormulaRef? Target, string? Error) : IWireMessage;
 
     /// <summary>The upgrade is done and recorded in the store.</summary>
     public sealed record UnitUpgraded(string Unit, FormulaRef Formula) : IWireMessage;
 
     /// <summary>The unit entered an error state (State) and waits there for `resolved`.</summary>
-    public sealed record UnitEnteredError(string Unit, string State, string Cause) : IWireMessage;
+    public sealed record UnitEnteredError(string Unit, UnitPhase State, string Cause) : IWireMessage;
 
     /// <summary>Sent to those waiting on an upgrade at each step it takes.</summary>
-    public sealed record UnitProgressed(string Unit, string State, FormulaRef? Target) : IWireMessage;
+    public sealed record UnitProgressed(string Unit, UnitPhase State, FormulaRef? Target) : IWireMessage;
 
-    public sealed record UnitResolved(string Unit, string State) : IWireMessage;
+    public sealed record UnitResolved(string Unit, UnitPhase State) : IWireMessage;
 
     public sealed record UnitRemoved(string Unit) : IWireMessage;
 

@@ -1,3 +1,4 @@
+using Ensemble.Units;
 using System.CommandLine;
 using Ensemble.Services;
 using Ensemble.Topology;
@@ -98,17 +99,17 @@ public static class ServiceCommands
             var current = status.Services.GetValueOrDefault(service)?.Units ?? new Dictionary<string, EnvironmentReplies.UnitStatus>();
             foreach (var unit in units)
             {
-                var state = current.GetValueOrDefault(unit) is { } s ? s.Error is null ? s.State : $"{s.State}: {s.Error}" : "removed";
+                var state = current.GetValueOrDefault(unit) is { } s ? s.Error is null ? UnitLifecycle.StateName(s.State) : $"{UnitLifecycle.StateName(s.State)}: {s.Error}" : "removed";
                 if (last.GetValueOrDefault(unit) != state) Console.WriteLine($"  {unit,-16} {state}");
                 last[unit] = state;
             }
-            var failed = units.Where(u => current.GetValueOrDefault(u) is not { } s || s.State.EndsWith("_error", StringComparison.Ordinal)).ToList();
+            var failed = units.Where(u => current.GetValueOrDefault(u) is not { } s || UnitLifecycle.IsError(s.State)).ToList();
             if (failed.Count > 0)
             {
                 Console.WriteLine($"{string.Join(", ", failed)} failed; see 'ensemble log <unit>', then 'ensemble resolved --retry <unit>'");
                 return ExitCodes.Failed;
             }
-            if (units.All(u => current[u].State == UnitStates.Running)) return ExitCodes.Ok;
+            if (units.All(u => current[u].State == UnitPhase.Running)) return ExitCodes.Ok;
             await Task.Delay(TimeSpan.FromMilliseconds(500));
         }
     }

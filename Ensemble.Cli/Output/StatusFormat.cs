@@ -1,3 +1,4 @@
+using Ensemble.Units;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Ensemble.Services;
@@ -27,7 +28,7 @@ public static class StatusFormat
                 units[unitName] = new JsonObject
                 {
                     ["formula"] = unit.Formula,
-                    ["state"] = unit.State,
+                    ["state"] = UnitLifecycle.StateName(unit.State),
                     ["upgrading"] = unit.Upgrading,
                     ["machine"] = unit.Machine,
                     ["error"] = unit.Error,
@@ -78,7 +79,7 @@ public static class StatusFormat
             foreach (var (name, unit) in service.Units)
             {
                 var upgrade = unit.Upgrading ? unit.Progress ?? "pending" : unit.Progress ?? "";
-                units.AddRow(Cell(name), Cell(unit.Formula), Cell(unit.State), Cell(unit.Machine), Cell(upgrade), Cell(unit.Error ?? ""));
+                units.AddRow(Cell(name), Cell(unit.Formula), Cell(UnitLifecycle.StateName(unit.State)), Cell(unit.Machine), Cell(upgrade), Cell(unit.Error ?? ""));
             }
             if (units.Rows.Count > 0)
             {

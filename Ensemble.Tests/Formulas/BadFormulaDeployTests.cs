@@ -65,7 +65,7 @@ public sealed class BadFormulaDeployTests(ITestOutputHelper output) : Environmen
         Assert.Equal(writes, Env.Server.WriteCount);
         Assert.Equal("local:web-1", (await Env.Topology.GetServiceAsync("web"))!.Formula);
         var record = (await Env.Topology.GetUnitAsync(unit))!;
-        Assert.Equal(("local:web-1", UnitStates.Running), (record.Formula, record.State));
+        Assert.Equal(("local:web-1", UnitPhase.Running), (record.Formula, record.State));
         Assert.Equal(trace, TestFormulas.HookTrace(data));
         Assert.Equal(formulaFiles, Snapshot(await FormulaDirAsync(unit)));
     }

@@ -154,7 +154,7 @@ public sealed class WireMessageSerializationTests : Akka.TestKit.Xunit2.TestKit
         new ServiceReplies.CommandRejected("web", ServiceReplies.RejectionKind.NoNewerRevision, "no newer revision"),
         new ServiceReplies.UpgradeStarted("web", new Ensemble.Formulas.FormulaId("web", 1), new Ensemble.Formulas.FormulaId("web", 2), ["web/0"], true),
         new EnvironmentRequests.Ping(),
-        new Ensemble.Units.UnitReplies.UnitResolved("web/0", "upgrading"),
+        new Ensemble.Units.UnitReplies.UnitResolved("web/0", UnitPhase.UpgradingFormula),
     };
 
     [Theory]
@@ -176,7 +176,7 @@ public sealed class WireMessageSerializationTests : Akka.TestKit.Xunit2.TestKit
         {
             ["web"] = new("local:web-2", new Dictionary<string, EnvironmentReplies.UnitStatus>
             {
-                ["web/0"] = new("local:web-2", "upgrade_error", true, "machine-0", "hook 'upgrade-formula' exited with code 3", "upgrade_error"),
+                ["web/0"] = new("local:web-2", UnitPhase.UpgradeError, true, "machine-0", "hook 'upgrade-formula' exited with code 3", "upgrade_error"),
             }, false),
         });
         var serializer = (EnsembleSerializer)Sys.Serialization.FindSerializerFor(status);

@@ -28,7 +28,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output) : EnvironmentT
         // As an operator would: try again until the controller has the store back (it retries every second).
         await LocalEnvironment.WaitUntilAsync(async () =>
             await Env.AskAsync<object>(new DeployService("web", "web", Repository, 1)) is ServiceDeployed, Deadline, "the deploy to be accepted");
-        await WaitForUnitsAsync(["web/0"], u => u.State == "running", "web/0 to run");
+        await WaitForUnitsAsync(["web/0"], u => u.State == UnitPhase.Running, "web/0 to run");
     }
 
     [Fact]
@@ -39,7 +39,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output) : EnvironmentT
         TestFormulas.Write(Repository, "db", 1);
         await env.AskAsync<object>(new DeployService("db", "db", Repository, 1));
 
-        await LocalEnvironment.WaitUntilAsync(async () => (await env.Topology.GetUnitAsync("db/0"))?.State == "install_error", Deadline, "install_error");
+        await LocalEnvironment.WaitUntilAsync(async () => (await env.Topology.GetUnitAsync("db/0"))?.State == UnitPhase.InstallError, Deadline, "install_error");
         Assert.Contains("exited with code 7", (await env.Topology.GetUnitAsync("db/0"))!.Error);
         Assert.Equal(1, faults.Injected);
     }

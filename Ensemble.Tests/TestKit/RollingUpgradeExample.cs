@@ -1,5 +1,6 @@
 using Ensemble.Services;
 using Ensemble.TestKit;
+using Ensemble.Units;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -24,11 +25,11 @@ public sealed class RollingUpgradeExample(ITestOutputHelper output) : Environmen
         // One unit at a time: the failure of the first halts the rollout.
         await Env.AskAsync<object>(new ServiceRequests.UpgradeFormula("web", MaxParallel: 1));
         await WaitForUpgradeToEndAsync("web");
-        Assert.Equal("upgrade_error", (await Env.Topology.GetUnitAsync("web/0"))!.State);
+        Assert.Equal(UnitPhase.UpgradeError, (await Env.Topology.GetUnitAsync("web/0"))!.State);
         Assert.Equal("local:web-1", (await Env.Topology.GetUnitAsync("web/2"))!.Formula);
 
         await Env.AskAsync<object>(new ServiceRequests.ResolveUnit("web", "web/0", Retry: true));
-        await WaitForUnitsAsync(["web/0"], u => u.Formula == "local:web-2" && u.State == "running", "web/0 on revision 2");
+        await WaitForUnitsAsync(["web/0"], u => u.Formula == "local:web-2" && u.State == UnitPhase.Running, "web/0 on revision 2");
         Assert.Contains("upgrade-formula 2 end", TestFormulas.HookTrace(await DataDirAsync("web/0")));
     }
 }

@@ -39,7 +39,7 @@ public sealed class TopologyStoreTests : IAsyncLifetime
         for (var n = 0; n < units; n++)
         {
             var name = UnitNames.Of("wordpress", n);
-            await topology.AddUnitAsync(new UnitRecord(name, "local:wordpress-1", UnitStates.Running, $"machine-{n}"));
+            await topology.AddUnitAsync(new UnitRecord(name, "local:wordpress-1", UnitPhase.Running, $"machine-{n}"));
             names.Add(name);
         }
         return names;
@@ -88,7 +88,7 @@ public sealed class TopologyStoreTests : IAsyncLifetime
     {
         await topology.CreateServiceAsync(WordPress);
         foreach (var n in new[] { 10, 2, 0, 1 })
-            await topology.AddUnitAsync(new UnitRecord(UnitNames.Of("wordpress", n), "local:wordpress-1", UnitStates.Pending, "machine-0"));
+            await topology.AddUnitAsync(new UnitRecord(UnitNames.Of("wordpress", n), "local:wordpress-1", UnitPhase.Pending, "machine-0"));
 
         Assert.Equal(["wordpress"], await topology.ListServicesAsync());
         Assert.Equal(WordPress, await topology.GetServiceAsync("wordpress"));
@@ -124,11 +124,11 @@ public sealed class TopologyStoreTests : IAsyncLifetime
     public async Task SetUnitState_changes_state_and_error_and_skips_a_no_op_write()
     {
         var unit = (await CreateWordPressAsync(1))[0];
-        await topology.SetUnitStateAsync(unit, "upgrade_error", "hook exited with code 3");
-        Assert.Equal(new UnitRecord(unit, "local:wordpress-1", "upgrade_error", "machine-0", "hook exited with code 3"), await topology.GetUnitAsync(unit));
+        await topology.SetUnitStateAsync(unit, UnitPhase.UpgradeError, "hook exited with code 3");
+        Assert.Equal(new UnitRecord(unit, "local:wordpress-1", UnitPhase.UpgradeError, "machine-0", "hook exited with code 3"), await topology.GetUnitAsync(unit));
 
         var writes = server.WriteCount;
-        await topology.SetUnitStateAsync(unit, "upgrade_error", "hook exited with code 3");
+        await topology.SetUnitStateAsync(unit, UnitPhase.UpgradeError, "hook exited with code 3");
         Assert.Equal(writes, server.WriteCount);
     }
 
@@ -153,7 +153,7 @@ public sealed class TopologyStoreTests : IAsyncLifetime
     public async Task CompleteUpgrade_clears_the_flag_and_sets_the_formula_in_one_write()
     {
         var unit = (await CreateWordPressAsync(2))[1];
-        await topology.SetUnitStateAsync(unit, "upgrading", null);
+        await topology.SetUnitStateAsync(unit, UnitPhase.UpgradingFormula, null);
         await topology.FlagUpgradeAsync(unit, new UpgradeFlag("local:wordpress-2", new string('2', 64)));
 
         var before = server.WriteCount;
@@ -161,7 +161,7 @@ public sealed class TopologyStoreTests : IAsyncLifetime
 
         Assert.Equal(1, server.WriteCount - before);
         Assert.Null(await topology.GetUpgradeFlagAsync(unit));
-        Assert.Equal(new UnitRecord(unit, "local:wordpress-2", UnitStates.Running, "machine-1"), await topology.GetUnitAsync(unit));
+        Assert.Equal(new UnitRecord(unit, "local:wordpress-2", UnitPhase.Running, "machine-1"), await topology.GetUnitAsync(unit));
         // The other unit is untouched.
         Assert.Equal("local:wordpress-1", (await topology.GetUnitAsync("wordpress/0"))!.Formula);
     }
@@ -170,13 +170,13 @@ public sealed class TopologyStoreTests : IAsyncLifetime
     public async Task CompleteUpgrade_clears_an_error_left_by_a_failed_step()
     {
         var unit = (await CreateWordPressAsync(1))[0];
-        await topology.SetUnitStateAsync(unit, "upgrade_error", "boom");
+        await topology.SetUnitStateAsync(unit, UnitPhase.UpgradeError, "boom");
         await topology.FlagUpgradeAsync(unit, new UpgradeFlag("local:wordpress-2", new string('2', 64)));
 
         await topology.CompleteUpgradeAsync(unit, "local:wordpress-2");
 
         var record = await topology.GetUnitAsync(unit);
-        Assert.Equal(UnitStates.Running, record!.State);
+        Assert.Equal(UnitPhase.Running, record!.State);
         Assert.Null(record.Error);
     }
 

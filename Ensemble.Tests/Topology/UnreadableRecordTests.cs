@@ -22,7 +22,7 @@ public sealed class UnreadableRecordTests : IAsyncLifetime
         await _topology.EnsureLayoutAsync();
         await _topology.CreateServiceAsync(new ServiceRecord("shop", "local:shop-1", new string('1', 64), "/repo"));
         for (var n = 0; n < 2; n++)
-            await _topology.AddUnitAsync(new UnitRecord(UnitNames.Of("shop", n), "local:shop-1", UnitStates.Running, "machine-0"));
+            await _topology.AddUnitAsync(new UnitRecord(UnitNames.Of("shop", n), "local:shop-1", UnitPhase.Running, "machine-0"));
     }
 
     public async Task DisposeAsync()
@@ -40,7 +40,7 @@ public sealed class UnreadableRecordTests : IAsyncLifetime
         await WriteAsync("/ensemble/services/shop/units/junk", "{}");
         await WriteAsync("/ensemble/services/shop/units/5", "not json");
         await WriteAsync("/ensemble/services/shop/units/6", "{\"colour\": \"blue\"}");
-        await _topology.AddUnitAsync(new UnitRecord("shop/7", "local:shop-1", UnitStates.Running, "machine-0"));
+        await _topology.AddUnitAsync(new UnitRecord("shop/7", "local:shop-1", UnitPhase.Running, "machine-0"));
         await _session.SetDataAsync("/ensemble/services/shop/units/7", Encoding.UTF8.GetBytes(
             "{\"name\": \"other/0\", \"formula\": \"local:shop-1\", \"state\": \"running\", \"machine\": \"machine-0\"}"));
 

@@ -61,7 +61,7 @@ public sealed class AgentCrashTests(ITestOutputHelper output) : EnvironmentTest(
 
         _faults.Crashes.CrashAt(step, point, unit);
         Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("svc")));
-        await WaitForUnitsAsync([unit], u => u.Formula == "local:svc-2" && u.State == UnitStates.Running, "the unit on revision 2");
+        await WaitForUnitsAsync([unit], u => u.Formula == "local:svc-2" && u.State == UnitPhase.Running, "the unit on revision 2");
         await WaitForUpgradeToEndAsync("svc");
 
         Assert.Equal(1, _faults.Crashes.Crashes);
@@ -118,7 +118,7 @@ public sealed class AgentCrashTests(ITestOutputHelper output) : EnvironmentTest(
         File.Delete(Path.Combine(TestFormulas.ControlDirectory(Repository), "hold-upgrade-formula"));
         await Env.StartMachineAsync("m0");
 
-        await WaitForUnitsAsync([unit], u => u.Formula == "local:svc-2" && u.State == UnitStates.Running, "the unit on revision 2");
+        await WaitForUnitsAsync([unit], u => u.Formula == "local:svc-2" && u.State == UnitPhase.Running, "the unit on revision 2");
         var trace = TestFormulas.HookTrace(data);
         Assert.Equal(2, trace.Count(l => l == "upgrade-formula 2 begin"));
         Assert.Equal(1, trace.Count(l => l == "upgrade-formula 2 end"));
@@ -155,7 +155,7 @@ public sealed class CrashLoopTests(ITestOutputHelper output) : EnvironmentTest(o
         _faults.Armed = true;
 
         await Env.AskAsync<object>(new UpgradeFormula("svc"));
-        await WaitForUnitsAsync([unit], u => u.State == "stop_error", "stop_error");
+        await WaitForUnitsAsync([unit], u => u.State == UnitPhase.StopError, "stop_error");
         var record = (await Env.Topology.GetUnitAsync(unit))!;
         Assert.Contains("failed more than", record.Error);
         Assert.Contains("the stop step always crashes", record.Error);
@@ -165,6 +165,6 @@ public sealed class CrashLoopTests(ITestOutputHelper output) : EnvironmentTest(o
 
         _faults.Armed = false;
         Assert.IsType<Ensemble.Units.UnitReplies.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("svc", unit, Retry: true)));
-        await WaitForUnitsAsync([unit], u => u.Formula == "local:svc-2" && u.State == UnitStates.Running, "the unit on revision 2");
+        await WaitForUnitsAsync([unit], u => u.Formula == "local:svc-2" && u.State == UnitPhase.Running, "the unit on revision 2");
     }
 }

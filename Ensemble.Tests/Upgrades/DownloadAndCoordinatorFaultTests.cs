@@ -27,7 +27,7 @@ public sealed class DownloadFaultTests(ITestOutputHelper output) : EnvironmentTe
         var gets = _storage.Gets;
 
         await Env.AskAsync<object>(new UpgradeFormula("app"));
-        await WaitForUnitsAsync([unit], u => u.Formula == "local:app-2" && u.State == UnitStates.Running, "the unit on revision 2");
+        await WaitForUnitsAsync([unit], u => u.Formula == "local:app-2" && u.State == UnitPhase.Running, "the unit on revision 2");
         Assert.Equal(3, _storage.Gets - gets);
     }
 
@@ -40,7 +40,7 @@ public sealed class DownloadFaultTests(ITestOutputHelper output) : EnvironmentTe
         _storage.CorruptNext(1000);
 
         await Env.AskAsync<object>(new UpgradeFormula("app"));
-        await WaitForUnitsAsync([unit], u => u.State == "upgrade_error", "upgrade_error");
+        await WaitForUnitsAsync([unit], u => u.State == UnitPhase.UpgradeError, "upgrade_error");
         var record = (await Env.Topology.GetUnitAsync(unit))!;
         Assert.Contains("failed verification", record.Error);
         Assert.Equal("local:app-1", record.Formula);
@@ -52,13 +52,13 @@ public sealed class DownloadFaultTests(ITestOutputHelper output) : EnvironmentTe
 
         // Giving up leaves the unit running its old revision, its upgrade abandoned; a later upgrade-formula catches it up.
         Assert.IsType<UnitReplies.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("app", unit, Retry: false)));
-        await WaitForUnitsAsync([unit], u => u.State == UnitStates.Running && u.Formula == "local:app-1", "running on revision 1");
+        await WaitForUnitsAsync([unit], u => u.State == UnitPhase.Running && u.Formula == "local:app-1", "running on revision 1");
         await LocalEnvironment.WaitUntilAsync(async () => await Env.Topology.GetUpgradeFlagAsync(unit) is null, Deadline, "the flag to clear");
 
         _storage.CorruptNext(0);
         await WaitForUpgradeToEndAsync("app");
         Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("app")));
-        await WaitForUnitsAsync([unit], u => u.State == UnitStates.Running && u.Formula == "local:app-2", "running on revision 2");
+        await WaitForUnitsAsync([unit], u => u.State == UnitPhase.Running && u.Formula == "local:app-2", "running on revision 2");
     }
 }
 
@@ -86,7 +86,7 @@ public sealed class CoordinatorCrashTests(ITestOutputHelper output) : Environmen
         Assert.True(status.Running);
         File.Delete(Path.Combine(control, "hold-upgrade-formula"));
 
-        await WaitForUnitsAsync(units, u => u.Formula == "local:api-2" && u.State == UnitStates.Running, "all units on revision 2");
+        await WaitForUnitsAsync(units, u => u.Formula == "local:api-2" && u.State == UnitPhase.Running, "all units on revision 2");
         await WaitForUpgradeToEndAsync("api");
         foreach (var unit in units)
         {

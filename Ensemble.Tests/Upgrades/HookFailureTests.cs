@@ -17,16 +17,16 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
     private static int Count(IEnumerable<string> trace, string line) => trace.Count(l => l == line);
 
     [Theory]
-    [InlineData("install", "install_error")]
-    [InlineData("start", "start_error")]
-    public async Task A_failing_deploy_hook_stops_the_unit_in_its_error_state_and_retry_recovers_it(string hook, string errorState)
+    [InlineData("install", UnitPhase.InstallError)]
+    [InlineData("start", UnitPhase.StartError)]
+    public async Task A_failing_deploy_hook_stops_the_unit_in_its_error_state_and_retry_recovers_it(string hook, UnitPhase errorState)
     {
         TestFormulas.Write(Repository, "db", 1);
         File.WriteAllText(Path.Combine(Control, $"fail-{hook}"), "");
         var deployed = Assert.IsType<ServiceDeployed>(await Env.AskAsync<object>(new DeployService("db", "db", Repository, 1)));
         var unit = deployed.Units.Single();
 
-        await WaitForUnitsAsync([unit], u => u.State == errorState, errorState);
+        await WaitForUnitsAsync([unit], u => u.State == errorState, errorState.ToString());
         var record = await Env.Topology.GetUnitAsync(unit);
         Assert.Contains($"hook '{hook}' exited with code 3", record!.Error);
         var trace = TestFormulas.HookTrace(await DataDirAsync(unit));
@@ -35,7 +35,7 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
         File.Delete(Path.Combine(Control, $"fail-{hook}"));
         var resolved = await Env.AskAsync<object>(new ResolveUnit("db", unit, Retry: true));
         Assert.IsType<UnitReplies.UnitResolved>(resolved);
-        await WaitForUnitsAsync([unit], u => u.State == UnitStates.Running && u.Error is null, "running");
+        await WaitForUnitsAsync([unit], u => u.State == UnitPhase.Running && u.Error is null, "running");
 
         trace = TestFormulas.HookTrace(await DataDirAsync(unit));
         Assert.Equal(2, Count(trace, $"{hook} 1 begin"));
@@ -44,10 +44,10 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
     }
 
     [Theory]
-    [InlineData("stop", "stop_error")]
-    [InlineData("upgrade-formula", "upgrade_error")]
-    [InlineData("start", "start_error")]
-    public async Task A_failing_upgrade_hook_stops_the_unit_in_its_error_state_and_retry_finishes_the_upgrade(string hook, string errorState)
+    [InlineData("stop", UnitPhase.StopError)]
+    [InlineData("upgrade-formula", UnitPhase.UpgradeError)]
+    [InlineData("start", UnitPhase.StartError)]
+    public async Task A_failing_upgrade_hook_stops_the_unit_in_its_error_state_and_retry_finishes_the_upgrade(string hook, UnitPhase errorState)
     {
         TestFormulas.Write(Repository, "db", 1);
         var units = await DeployAsync("db", 2);
@@ -57,7 +57,7 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
         TestFormulas.Write(Repository, "db", 2);
         var watcher = CreateTestProbe();
         Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("db")));
-        await WaitForUnitsAsync([failing], u => u.State == errorState, errorState);
+        await WaitForUnitsAsync([failing], u => u.State == errorState, errorState.ToString());
         await WaitForUnitsAsync([units[1]], u => u.Formula == "local:db-2", "the healthy unit to upgrade");
         await WaitForUpgradeToEndAsync("db");
 
@@ -72,7 +72,7 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
 
         File.Delete(Path.Combine(await DataDirAsync(failing), $"fail-{hook}"));
         Assert.IsType<UnitReplies.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("db", failing, Retry: true)));
-        await WaitForUnitsAsync([failing], u => u.State == UnitStates.Running && u.Formula == "local:db-2", "the unit to finish its upgrade");
+        await WaitForUnitsAsync([failing], u => u.State == UnitPhase.Running && u.Formula == "local:db-2", "the unit to finish its upgrade");
 
         Assert.Null(await Env.Topology.GetUpgradeFlagAsync(failing));
         trace = TestFormulas.HookTrace(await DataDirAsync(failing));
@@ -89,10 +89,10 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
         File.WriteAllText(Path.Combine(await DataDirAsync(unit), "fail-upgrade-formula"), "");
         TestFormulas.Write(Repository, "db", 2);
         await Env.AskAsync<object>(new UpgradeFormula("db"));
-        await WaitForUnitsAsync([unit], u => u.State == "upgrade_error", "upgrade_error");
+        await WaitForUnitsAsync([unit], u => u.State == UnitPhase.UpgradeError, "upgrade_error");
 
         Assert.IsType<UnitReplies.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("db", unit, Retry: false)));
-        await WaitForUnitsAsync([unit], u => u.State == UnitStates.Running && u.Formula == "local:db-2", "running on revision 2");
+        await WaitForUnitsAsync([unit], u => u.State == UnitPhase.Running && u.Formula == "local:db-2", "running on revision 2");
         var trace = TestFormulas.HookTrace(await DataDirAsync(unit));
         Assert.Equal(1, Count(trace, "upgrade-formula 2 begin"));
         Assert.Equal("start 2 end", trace[^1]);
@@ -128,7 +128,7 @@ public sealed class HookTimeoutTests(ITestOutputHelper output) : EnvironmentTest
             """);
 
         await Env.AskAsync<object>(new UpgradeFormula("app"));
-        await WaitForUnitsAsync([unit], u => u.State == "upgrade_error", "upgrade_error");
+        await WaitForUnitsAsync([unit], u => u.State == UnitPhase.UpgradeError, "upgrade_error");
         Assert.Contains("timed out", (await Env.Topology.GetUnitAsync(unit))!.Error);
 
         var pid = File.ReadAllText(Path.Combine(await DataDirAsync(unit), "child.pid")).Trim();

@@ -56,7 +56,7 @@ public sealed class ManyUnitsTests(ITestOutputHelper output) : EnvironmentTest(o
             File.Delete(Path.Combine(await DataDirAsync(unit), "fail-upgrade-formula"));
             Assert.IsType<UnitReplies.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("farm", unit, Retry: true)));
         }
-        await WaitForUnitsAsync(units, u => u.Formula == "local:farm-2" && u.State == UnitStates.Running && u.Error is null,
+        await WaitForUnitsAsync(units, u => u.Formula == "local:farm-2" && u.State == UnitPhase.Running && u.Error is null,
             "all 50 units on revision 2", TimeSpan.FromSeconds(120));
 
         foreach (var unit in units)

@@ -24,7 +24,7 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
         File.Delete(Path.Combine(Control, "shared.log"));
 
         await Env.AskAsync<object>(new UpgradeFormula("web", MaxParallel: 2));
-        await WaitForUnitsAsync(units, u => u.Formula == "local:web-2" && u.State == UnitStates.Running, "all units on revision 2");
+        await WaitForUnitsAsync(units, u => u.Formula == "local:web-2" && u.State == UnitPhase.Running, "all units on revision 2");
         await WaitForUpgradeToEndAsync("web");
 
         // A unit's upgrade spans its stop hook's start to its new start hook's end.
@@ -48,7 +48,7 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
         Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("web")));
         File.Delete(Path.Combine(Control, "hold-install"));
 
-        await WaitForUnitsAsync(deployed.Units, u => u.Formula == "local:web-2" && u.State == UnitStates.Running, "all units on revision 2");
+        await WaitForUnitsAsync(deployed.Units, u => u.Formula == "local:web-2" && u.State == UnitPhase.Running, "all units on revision 2");
         await WaitForUpgradeToEndAsync("web");
         var status = await Env.AskAsync<UpgradeStatus>(new GetUpgradeStatus("web"));
         Assert.False(status.Running);
@@ -71,7 +71,7 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
 
         var rest = Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("web")));
         Assert.Equal(["web/0", "web/2"], rest.Units);
-        await WaitForUnitsAsync(units, u => u.Formula == "local:web-2" && u.State == UnitStates.Running, "all units on revision 2");
+        await WaitForUnitsAsync(units, u => u.Formula == "local:web-2" && u.State == UnitPhase.Running, "all units on revision 2");
     }
 
     [Fact]
@@ -144,7 +144,7 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
         var started = Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("web")));
         Assert.True(started.RevisionBumped);
         Assert.Equal(new FormulaId("web", 2), started.To);
-        await WaitForUnitsAsync([unit], u => u.Formula == "local:web-2" && u.State == UnitStates.Running, "the unit on revision 2");
+        await WaitForUnitsAsync([unit], u => u.Formula == "local:web-2" && u.State == UnitPhase.Running, "the unit on revision 2");
         Assert.Contains("edited", TestFormulas.HookTrace(await DataDirAsync(unit)));
         Assert.Contains("revision: 1", File.ReadAllText(Path.Combine(dir, "metadata.yaml")));
         await WaitForUpgradeToEndAsync("web");

@@ -45,7 +45,7 @@ public sealed class UpgradeTests(ITestOutputHelper output) : EnvironmentTest(out
                 TestFormulas.HookTrace(data));
             Assert.Null(await Env.Topology.GetUpgradeFlagAsync(unit));
             var record = await Env.Topology.GetUnitAsync(unit);
-            Assert.Equal(UnitStates.Running, record!.State);
+            Assert.Equal(UnitPhase.Running, record!.State);
             var log = await File.ReadAllTextAsync((await Env.UnitPathsAsync(unit)).LogPath);
             Assert.Matches(@"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[upgrade-formula\] running upgrade-formula of " + unit + " at revision 2", log);
         }

@@ -112,7 +112,7 @@ public sealed class ZooKeeperFailoverUpgradeTests : EnvironmentTest, IClassFixtu
         try
         {
             File.Delete(Path.Combine(control, "hold-upgrade-formula"));
-            await WaitForUnitsAsync(units, u => u.Formula == "local:db-2" && u.State == UnitStates.Running, "both units on revision 2");
+            await WaitForUnitsAsync(units, u => u.Formula == "local:db-2" && u.State == UnitPhase.Running, "both units on revision 2");
             await WaitForUpgradeToEndAsync("db");
             foreach (var unit in units) Assert.Null(await Env.Topology.GetUpgradeFlagAsync(unit));
             Assert.Equal(sessionId, agentSession.SessionId);

@@ -123,7 +123,7 @@ internal static class Bench
 
         await env.AskAsync<ServiceDeployed>(new DeployService("bench", "bench", repository, units), TimeSpan.FromMinutes(5));
         await LocalEnvironment.WaitUntilAsync(async () =>
-            (await env.Topology.ListUnitsAsync("bench")).All(u => u.State == UnitStates.Running), TimeSpan.FromMinutes(20), "units to run");
+            (await env.Topology.ListUnitsAsync("bench")).All(u => u.State == Ensemble.Units.UnitPhase.Running), TimeSpan.FromMinutes(20), "units to run");
 
         // A warm-up upgrade, not measured: a controller and its agents are long-running processes, and
         // what is measured is their steady state, not the JIT compiling the pipeline for the first time.
