@@ -1,5 +1,5 @@
 using System.Globalization;
-using Ensemble.ZooKeeper.Testing;
+using Ensemble.TestKit.ZooKeeper;
 
 namespace Ensemble.TestKit.MultiHost;
 

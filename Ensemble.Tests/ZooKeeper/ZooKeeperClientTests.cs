@@ -350,7 +350,7 @@ public sealed class ZooKeeperClientTests(ZooKeeperTestServer server)
     [Fact]
     public async Task Connect_to_nothing_fails_within_the_deadline()
     {
-        var port = Ensemble.ZooKeeper.Testing.ZooKeeperJava.FreePort();
+        var port = Ensemble.TestKit.ZooKeeper.ZooKeeperJava.FreePort();
         var options = new ZooKeeperOptions($"127.0.0.1:{port}", TimeSpan.FromSeconds(5)) { ConnectTimeout = TimeSpan.FromSeconds(1) };
         var started = DateTime.UtcNow;
         await Assert.ThrowsAsync<ConnectionLossException>(() => ZooKeeperClient.ConnectAsync(options));

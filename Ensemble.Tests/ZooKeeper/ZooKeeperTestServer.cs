@@ -1,6 +1,6 @@
 using Xunit;
 using Ensemble.ZooKeeper;
-using Ensemble.ZooKeeper.Testing;
+using Ensemble.TestKit.ZooKeeper;
 
 namespace Ensemble.Tests.ZooKeeper;
 

@@ -5,7 +5,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Ensemble.ZooKeeper;
-using Ensemble.ZooKeeper.Testing;
+using Ensemble.TestKit.ZooKeeper;
 
 var seconds = 3.0;
 string? connectionString = null;

@@ -4,7 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Ensemble.ZooKeeper.Testing;
+namespace Ensemble.TestKit.ZooKeeper;
 
 /// <summary>Finds and launches the Debian ZooKeeper server jar; free ports; four-letter-word probes.</summary>
 public static class ZooKeeperJava
@@ -82,6 +82,7 @@ public static class ZooKeeperJava
         psi.Environment["ZK_TEST_LOG"] = logPath;
         psi.Environment.Remove("JVMFLAGS");
         var process = Process.Start(psi) ?? throw new InvalidOperationException("Could not start java.");
+        ProcessWatchdog.Guard(process);
         lock (Live)
         {
             if (!_exitHookInstalled)
