@@ -11,6 +11,13 @@ public static class EnvironmentRequests
 
     /// <summary>Answered with <see cref="Status"/>, or <see cref="StatusUnavailable"/>. Only: services (or units' services) to read; null reads all.</summary>
     public sealed record GetStatus(IReadOnlyList<string>? Only = null) : IWireMessage;
+
+    /// <summary>
+    /// A piece of a unit's hook log, wherever the unit runs: answered with <see cref="Units.UnitReplies.UnitLog"/>
+    /// (fetched from its machine's agent), or <see cref="ServiceReplies.CommandRejected"/> when the unit does not
+    /// exist or its machine cannot answer. From and Tail as in <see cref="Units.UnitRequests.ReadUnitLog"/>.
+    /// </summary>
+    public sealed record ReadLog(string Unit, long? From = null, int? Tail = null) : IWireMessage;
 }
 
 /// <summary>What the controller answers about the environment: the status `ensemble status` prints.</summary>

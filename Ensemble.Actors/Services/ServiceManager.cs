@@ -65,6 +65,36 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
         ReceiveAny(_ => Stash.Stash());
     }
 
+    private static readonly TimeSpan LogDeadline = TimeSpan.FromSeconds(10);
+
+    /// <summary>Fetches a piece of a unit's log from the agent of its machine; a sentence when that cannot be done.</summary>
+    private async Task<object> ReadLogAsync(EnvironmentRequests.ReadLog request)
+    {
+        var system = Context.System; // captured on the actor's thread; the rest runs after awaits
+        var service = UnitNames.IsValid(request.Unit) ? UnitNames.ServiceOf(request.Unit) : request.Unit;
+        CommandRejected Refuse(RejectionKind kind, string reason) => new(service, kind, reason);
+        if (!UnitNames.IsValid(request.Unit))
+            return Refuse(RejectionKind.InvalidInput, $"'{request.Unit}' is not a unit name; units are named <service>/<n>, e.g. wordpress/0");
+        try
+        {
+            if (await _context.Topology.GetUnitAsync(request.Unit) is not { } unit)
+                return Refuse(RejectionKind.NotFound, $"unit '{request.Unit}' does not exist; see 'ensemble status'");
+            if (await _context.Topology.GetAgentAsync(unit.Machine) is not { } agent)
+                return Refuse(RejectionKind.Unavailable,
+                    $"the log of {request.Unit} is on machine {unit.Machine}, whose agent is down; read it when the machine is back ('ensemble status' shows the machines)");
+            return await system.ActorSelection(agent.Address)
+                .Ask<Units.UnitReplies.UnitLog>(new Units.UnitRequests.ReadUnitLog(request.Unit, request.From, request.Tail), LogDeadline);
+        }
+        catch (AskTimeoutException)
+        {
+            return Refuse(RejectionKind.Unavailable, $"machine of {request.Unit} did not answer within {LogDeadline.TotalSeconds:0} s; check it with 'ensemble status' and try again");
+        }
+        catch (Exception ex) when (ex is Coordination.StoreException or TimeoutException)
+        {
+            return Refuse(RejectionKind.Unavailable, $"the coordination store did not answer ({ex.GetBaseException().Message}); try again when it is back");
+        }
+    }
+
     /// <summary>Why nothing can be done until the controller has read the deployed services from the store.</summary>
     private string? _storeAway;
 
@@ -75,6 +105,7 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
     {
         Receive<EnvironmentRequests.Ping>(_ => Sender.Tell(new EnvironmentReplies.Pong(_environment)));
         Receive<EnvironmentRequests.GetStatus>(AnswerStatus);
+        Receive<EnvironmentRequests.ReadLog>(m => ReadLogAsync(m).PipeTo(Sender));
         Receive<DeployCounted>(m =>
         {
             var limit = _context.Settings.RequestLimits.ServicesPerEnvironment;

@@ -28,6 +28,8 @@ public sealed class MachineAgent : ReceiveActor
             _removing.Add(m.Unit);
             Route(m);
         });
+        // The log is a file of the machine's: read here, whether or not the unit's agent runs.
+        Receive<ReadUnitLog>(m => Sender.Tell(UnitLogReader.Read(m.Unit, UnitPaths.For(_context.UnitsDirectory, m.Unit).LogPath, m.From, m.Tail)));
         Receive<IUnitMessage>(Route);
         Receive<Drain>(_ =>
         {

@@ -27,6 +27,12 @@ public static class UnitRequests
 
     /// <summary>Shutdown: finish the step in flight, begin no other; answered with <see cref="UnitReplies.Drained"/>.</summary>
     public sealed record Drain : IWireMessage;
+
+    /// <summary>
+    /// A piece of the unit's hook log, answered by its machine agent with <see cref="UnitReplies.UnitLog"/>:
+    /// from byte offset From, or (From null) its last Tail lines (Tail null: from the start), at most a chunk.
+    /// </summary>
+    public sealed record ReadUnitLog(string Unit, long? From, int? Tail) : IUnitMessage;
 }
 
 /// <summary>What unit agents answer, and tell those waiting on an upgrade.</summary>
@@ -50,4 +56,7 @@ public static class UnitReplies
     public sealed record UnitCommandRejected(string Unit, string Reason) : IWireMessage;
 
     public sealed record Drained : IWireMessage;
+
+    /// <summary>Log text from Offset to Next (the offset to ask for the rest), and whether the end of the log was reached.</summary>
+    public sealed record UnitLog(string Unit, string Text, long Offset, long Next, bool AtEnd) : IWireMessage;
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Ensemble.Services;
 using Ensemble.Topology;
 using static Ensemble.Cli.Commands.CommandSupport;
 using static Ensemble.Services.ServiceRequests;
@@ -35,25 +36,50 @@ public static class UnitCommands
         return command;
     }
 
+    /// <summary>How often `log --follow` asks for what was written since.</summary>
+    private static readonly TimeSpan FollowInterval = TimeSpan.FromSeconds(1);
+
     public static Command Log()
     {
         var unit = new Argument<string>("unit") { Description = "The unit, e.g. wordpress/0." };
-        var command = new Command("log", "Show the output of <unit>'s hooks, with timestamps.") { unit };
-        command.SetAction(parsed =>
+        var lines = Count("--lines", "Show only the last N lines.", 0, "-n");
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing what the hooks write, until interrupted (Ctrl-C)." };
+        var command = new Command("log", "Show the output of <unit>'s hooks, with timestamps, from the machine it runs on.") { unit, lines, follow };
+        command.SetAction((parsed, cancel) =>
         {
             var name = UnitName(parsed.GetValue(unit)!);
+            var tail = parsed.GetValue(lines);
+            var following = parsed.GetValue(follow);
             return WithClientAsync(parsed, async client =>
             {
-                var status = await client.StatusAsync([name]);
-                if (!status.Services.TryGetValue(UnitNames.ServiceOf(name), out var service) || !service.Units.TryGetValue(name, out var unitStatus))
-                    throw new CliException(ExitCodes.NotFound, $"unit '{name}' does not exist; see 'ensemble status'.");
-                // A local environment keeps every machine's files in its data directory.
-                var log = Path.Combine(client.Environment.DataDirectory, "machines", unitStatus.Machine, "units", UnitNames.DirectoryName(name), "unit.log");
-                if (File.Exists(log)) Console.Write(await File.ReadAllTextAsync(log));
+                // The whole log (or its last lines) in chunks, then, following, whatever is written after.
+                var piece = await ReadAsync(client, new EnvironmentRequests.ReadLog(name, null, tail));
+                Console.Write(piece.Text);
+                while (!piece.AtEnd)
+                {
+                    piece = await ReadAsync(client, new EnvironmentRequests.ReadLog(name, piece.Next));
+                    Console.Write(piece.Text);
+                }
+                while (following && !cancel.IsCancellationRequested)
+                {
+                    try { await Task.Delay(FollowInterval, cancel); }
+                    catch (OperationCanceledException) { break; }
+                    var next = await ReadAsync(client, new EnvironmentRequests.ReadLog(name, piece.Next));
+                    // A log shorter than what was read: it was replaced (the unit was removed and added again).
+                    if (next.Offset < piece.Next) next = await ReadAsync(client, new EnvironmentRequests.ReadLog(name, 0));
+                    Console.Write(next.Text);
+                    piece = next;
+                }
                 return ExitCodes.Ok;
             });
         });
         return command;
+    }
+
+    private static async Task<UnitReplies.UnitLog> ReadAsync(ControllerClient client, EnvironmentRequests.ReadLog request)
+    {
+        var reply = await client.AskAsync(request, TimeSpan.FromSeconds(20));
+        return reply as UnitReplies.UnitLog ?? throw ControllerClient.Rejected(reply);
     }
 
     /// <summary>

@@ -96,6 +96,37 @@ public sealed class EndToEndTests(LocalEnvironmentProcess env, ITestOutputHelper
     }
 
     [Fact]
+    public async Task Log_shows_the_last_lines_and_follows_what_the_hooks_write_until_interrupted()
+    {
+        TestFormulas.Write(env.Repository, "diary", 1);
+        await Ok("deploy", "-e", "e2e", "--repository", env.Repository, "--wait", "diary");
+
+        var whole = await Ok("log", "-e", "e2e", "diary/0");
+        Assert.Contains("[start] hook start exited with code 0", whole.Stdout);
+        var last = await Ok("log", "-e", "e2e", "-n", "2", "diary/0");
+        var lines = last.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        Assert.Equal(whole.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^2..], lines);
+
+        using var following = env.Ensemble.Start("log", "-e", "e2e", "--follow", "diary/0");
+        await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(following.PrintedSoFar.Contains("[start] hook start exited", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(30), "log --follow to print the log so far");
+        TestFormulas.Write(env.Repository, "diary", 2);
+        await Ok("upgrade-formula", "-e", "e2e", "diary");
+        await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(following.PrintedSoFar.Contains("[upgrade-formula] running upgrade-formula of diary/0 at revision 2", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(60), "log --follow to print the upgrade hook's output as it is written");
+        Assert.False(following.HasExited);
+        following.Interrupt();
+        var ended = await following.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.True(ended.ExitCode == 130, ended.ToString()); // 128 + SIGINT, as `tail -f` ends
+        // Followed, the log was printed once, in order, nothing repeated or skipped.
+        var after = await Ok("log", "-e", "e2e", "diary/0");
+        Assert.StartsWith(ended.Stdout, after.Stdout, StringComparison.Ordinal);
+
+        Assert.Contains("diary/7", (await Fails(3, "log", "-e", "e2e", "diary/7")).Stderr);
+    }
+
+    [Fact]
     public async Task A_failing_upgrade_hook_leaves_upgrade_error_and_resolved_retry_finishes_the_upgrade()
     {
         TestFormulas.Write(env.Repository, "queue", 1);

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text;
 using System.Text.Json;
 
 namespace Ensemble.Tests.EndToEnd;
@@ -45,12 +47,45 @@ public sealed class EnsembleCommand(string home, IReadOnlyDictionary<string, str
     }
 
     /// <summary>An ensemble command still running.</summary>
-    public sealed class Running(Process process, string[] args) : IDisposable
+    public sealed class Running : IDisposable
     {
-        private readonly Task<string> _stdout = process.StandardOutput.ReadToEndAsync();
-        private readonly Task<string> _stderr = process.StandardError.ReadToEndAsync();
+        private readonly Process process;
+        private readonly string[] args;
+        private readonly StringBuilder _printed = new();
+        private readonly Task<string> _stdout;
+        private readonly Task<string> _stderr;
+
+        public Running(Process process, string[] args)
+        {
+            this.process = process;
+            this.args = args;
+            _stdout = PumpAsync();
+            _stderr = process.StandardError.ReadToEndAsync();
+        }
 
         public bool HasExited => process.HasExited;
+
+        /// <summary>What the command has printed on stdout so far, while it still runs.</summary>
+        public string PrintedSoFar
+        {
+            get { lock (_printed) return _printed.ToString(); }
+        }
+
+        /// <summary>Ctrl-C, as an operator ends a command that runs until interrupted.</summary>
+        public void Interrupt()
+        {
+            using var kill = Process.Start("kill", ["-INT", process.Id.ToString(CultureInfo.InvariantCulture)]);
+            kill.WaitForExit();
+        }
+
+        private async Task<string> PumpAsync()
+        {
+            var buffer = new char[4096];
+            int read;
+            while ((read = await process.StandardOutput.ReadAsync(buffer)) > 0)
+                lock (_printed) _printed.Append(buffer, 0, read);
+            lock (_printed) return _printed.ToString();
+        }
 
         public async Task<CommandResult> WaitAsync(TimeSpan deadline)
         {
