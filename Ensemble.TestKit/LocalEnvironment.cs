@@ -119,7 +119,7 @@ public sealed class LocalEnvironment : IAsyncDisposable
         var storage = Options.AgentStorage?.Invoke(Storage) ?? Storage;
         var context = EnsembleWiring.AgentContextFor(machine, dataDirectory, topology, storage, Options.Agent, IUnitFaults.Around(Options.Faults));
         if (Options.HookFaults is { } hookFaults) context = context with { Hooks = hookFaults.Around(context.Hooks) };
-        var agent = await EnsembleWiring.StartAgentAsync(System, context);
+        var agent = await EnsembleWiring.StartAgentAsync(System, context, StoreOutage.Unwrap(session));
         _machines[machine] = (context, session, agent);
         await WaitUntilAsync(async () => await Topology.GetAgentAsync(machine) is not null, TimeSpan.FromSeconds(10), $"agent {machine} to register");
     }
@@ -129,7 +129,7 @@ public sealed class LocalEnvironment : IAsyncDisposable
     /// while <see cref="StoreOutage"/> lasts.
     /// </summary>
     public async Task<ICoordinationStore> ConnectAsync() => StoreOutage.Around(Options.ZooKeeper is { } servers
-        ? await ZooKeeperCoordinationStore.ConnectAsync(new Ensemble.ZooKeeper.ZooKeeperOptions(servers, TimeSpan.FromSeconds(10)))
+        ? await RenewingZooKeeperStore.ConnectAsync(new Ensemble.ZooKeeper.ZooKeeperOptions(servers, TimeSpan.FromSeconds(10)))
         : Server.Connect());
 
     /// <summary>Begin it, and every store operation of the environment fails with ConnectionLoss until it ends.</summary>

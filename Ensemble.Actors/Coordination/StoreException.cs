@@ -4,6 +4,7 @@ namespace Ensemble.Coordination;
 public enum StoreErrorCode
 {
     ConnectionLoss = -4,
+    OperationTimeout = -7,
     BadArguments = -8,
     NoNode = -101,
     NoAuth = -102,

@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Akka.Cluster.Tools.Client;
 using Akka.Cluster.Tools.Singleton;
 using Akka.Configuration;
+using Akka.Event;
 using Ensemble.Coordination;
 using Ensemble.Formulas;
 using Ensemble.Hooks;
@@ -123,7 +124,7 @@ public sealed class EnsembleNode : IAsyncDisposable
             var session = await OpenAsync(sessionTimeout, resumable: true);
             var settings = EnsembleConfig.AgentSettings(config);
             var context = EnsembleWiring.AgentContextFor(Options.Machine, Options.MachineDirectory, new TopologyStore(session, root), storage, settings);
-            MachineAgent = await EnsembleWiring.StartAgentAsync(System, context);
+            MachineAgent = await EnsembleWiring.StartAgentAsync(System, context, session);
             var agent = MachineAgent;
             // A normal stop lets every unit finish the step it is in and begin no other.
             CoordinatedShutdown.Get(System).AddTask(CoordinatedShutdown.PhaseBeforeServiceUnbind, "drain-units", async () =>
@@ -155,7 +156,8 @@ public sealed class EnsembleNode : IAsyncDisposable
     /// <summary>
     /// A store session. An agent's ZooKeeper session is resumable: its id and password are saved in the
     /// machine directory, so an agent restarted within the session timeout keeps the session and with it
-    /// its ephemeral presence node (the original design's way to upgrade the agents themselves).
+    /// its ephemeral presence node (the original design's way to upgrade the agents themselves). A ZooKeeper
+    /// session that expires (the host was cut off past the session timeout) is replaced by a new one.
     /// </summary>
     private async Task<ICoordinationStore> OpenAsync(TimeSpan sessionTimeout, bool resumable)
     {
@@ -168,17 +170,11 @@ public sealed class EnsembleNode : IAsyncDisposable
         {
             var options = new Ensemble.ZooKeeper.ZooKeeperOptions(Options.ZooKeeper!, sessionTimeout);
             var saved = resumable ? ZooKeeperSessionFile.Load(Options.ZooKeeperSessionFile) : null;
-            ZooKeeperCoordinationStore store;
-            try
-            {
-                store = await ZooKeeperCoordinationStore.ConnectAsync(saved is null ? options
-                    : options with { SessionId = saved.SessionId, SessionPassword = saved.Password });
-            }
-            catch (Ensemble.ZooKeeper.SessionExpiredException)
-            {
-                store = await ZooKeeperCoordinationStore.ConnectAsync(options);
-            }
-            if (resumable) ZooKeeperSessionFile.Save(Options.ZooKeeperSessionFile, new(store.Client.SessionId, store.Client.SessionPassword));
+            var log = Akka.Event.Logging.GetLogger(System, "zookeeper");
+            var store = await RenewingZooKeeperStore.ConnectAsync(
+                saved is null ? options : options with { SessionId = saved.SessionId, SessionPassword = saved.Password },
+                opened: resumable ? opened => ZooKeeperSessionFile.Save(Options.ZooKeeperSessionFile, new(opened.Client.SessionId, opened.Client.SessionPassword)) : null,
+                log: message => log.Warning("{0}", message));
             session = store;
         }
         _sessions.Add(session);

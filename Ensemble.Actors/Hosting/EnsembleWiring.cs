@@ -1,3 +1,4 @@
+using Ensemble.Coordination;
 using Akka.Actor;
 using Ensemble.Services;
 using Ensemble.Units;
@@ -22,9 +23,13 @@ public static class EnsembleWiring
             new Hooks.ProcessHookRunner(settings.HookTimeout, settings.MaxParallelHooks), settings, steps ?? Units.Steps.UnitSteps.Standard);
 
     /// <summary>Starts the agent role for one machine; it announces itself and adopts the units placed on it.</summary>
-    public static async Task<IActorRef> StartAgentAsync(ActorSystem system, AgentContext context)
+    public static async Task<IActorRef> StartAgentAsync(ActorSystem system, AgentContext context, ICoordinationStore session)
     {
         await context.Topology.EnsureLayoutAsync();
-        return system.ActorOf(MachineAgent.Props(context), MachineAgent.ActorName(context.Machine));
+        var agent = system.ActorOf(MachineAgent.Props(context), MachineAgent.ActorName(context.Machine));
+        // What an expired session owned (the agent's presence) is re-created by the machine agent.
+        if (session is RenewingZooKeeperStore renewing)
+            renewing.Renewed += _ => agent.Tell(MachineAgent.StoreSessionRenewed.Instance);
+        return agent;
     }
 }

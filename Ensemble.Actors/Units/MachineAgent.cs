@@ -11,8 +11,10 @@ namespace Ensemble.Units;
 /// The agent of one machine: announces itself in the topology (an ephemeral presence node carrying its
 /// address), hosts a <see cref="UnitAgent"/> per unit placed on the machine and routes unit messages to them.
 /// </summary>
-public sealed class MachineAgent : ReceiveActor
+public sealed class MachineAgent : ReceiveActor, IWithTimers
 {
+    public ITimerScheduler Timers { get; set; } = null!;
+
     private readonly AgentContext _context;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<IActorRef, string> _units = new();
@@ -22,7 +24,16 @@ public sealed class MachineAgent : ReceiveActor
     public MachineAgent(AgentContext context)
     {
         _context = context;
-        ReceiveAsync<Started>(_ => AdoptUnitsAsync());
+        ReceiveAsync<Started>(_ => OnStartedAsync());
+        Receive<AnnounceFailed>(OnAnnounceFailed);
+        Receive<AnnounceAgain>(_ => Announce());
+        // A new store session: the old one's presence node is gone with it; announce again and adopt again.
+        Receive<StoreSessionRenewed>(_ =>
+        {
+            _log.Warning("machine {0}: new store session; announcing this agent again", _context.Machine);
+            _announceBackoff = TimeSpan.Zero;
+            Announce();
+        });
         Receive<RemoveUnit>(m =>
         {
             _removing.Add(m.Unit);
@@ -90,23 +101,64 @@ public sealed class MachineAgent : ReceiveActor
         }
     }
 
-    protected override void PreStart()
-    {
-        var system = (ExtendedActorSystem)Context.System;
-        var address = Self.Path.ToStringWithAddress(system.Provider.DefaultAddress);
-        var self = Self;
-        _context.Topology.RegisterAgentAsync(new AgentPresence(_context.Machine, address))
-            .PipeTo(self, success: () => Started.Instance);
-    }
+    protected override void PreStart() => Announce();
 
     protected override void PostStop()
     {
         _ = _context.Topology.UnregisterAgentAsync(_context.Machine);
     }
 
+    /// <summary>The store session was replaced after it expired (sent by the node that owns the session).</summary>
+    public sealed record StoreSessionRenewed
+    {
+        public static readonly StoreSessionRenewed Instance = new();
+    }
+
     private sealed class Started
     {
         public static readonly Started Instance = new();
+    }
+
+    private sealed record AnnounceAgain;
+
+    private sealed record AnnounceFailed(Exception Cause);
+
+    private TimeSpan _announceBackoff = TimeSpan.Zero;
+
+    /// <summary>The wait before announcing again after the store refused: doubling from the first, capped at the second.</summary>
+    public static (TimeSpan First, TimeSpan Max) AnnounceBackoff { get; } = (TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(10));
+
+    /// <summary>Writes the presence node (saga and controller find the agent by it), then adopts the units.</summary>
+    private void Announce()
+    {
+        var system = (ExtendedActorSystem)Context.System;
+        var address = Self.Path.ToStringWithAddress(system.Provider.DefaultAddress);
+        _context.Topology.RegisterAgentAsync(new AgentPresence(_context.Machine, address))
+            .PipeTo(Self, success: () => Started.Instance, failure: ex => new AnnounceFailed(ex));
+    }
+
+    /// <summary>The store is out of reach (or its session expired): try again with backoff, never crash (a
+    /// restart would stop every unit agent, and their hooks, with it).</summary>
+    private void OnAnnounceFailed(AnnounceFailed m)
+    {
+        _announceBackoff = _announceBackoff == TimeSpan.Zero ? AnnounceBackoff.First
+            : TimeSpan.FromTicks(Math.Min(_announceBackoff.Ticks * 2, AnnounceBackoff.Max.Ticks));
+        _log.Warning("machine {0}: cannot reach the store ({1}); trying again in {2:0.##} s",
+            _context.Machine, m.Cause.GetBaseException().Message, _announceBackoff.TotalSeconds);
+        Timers.StartSingleTimer("announce", new AnnounceAgain(), _announceBackoff);
+    }
+
+    private async Task OnStartedAsync()
+    {
+        try
+        {
+            await AdoptUnitsAsync();
+            _announceBackoff = TimeSpan.Zero;
+        }
+        catch (Exception ex) when (Coordination.StoreTrouble.IsTransient(ex))
+        {
+            OnAnnounceFailed(new AnnounceFailed(ex));
+        }
     }
 
     /// <summary>Starts the agents of units already placed here: they resume from their state files.</summary>

@@ -15,8 +15,10 @@ namespace Ensemble.Units;
 /// new step (one <see cref="IUnitStep"/> per <see cref="UnitStep"/>, see <see cref="UnitSteps"/>), so a
 /// restarted agent resumes — or idempotently redoes — the step it was in.
 /// </summary>
-public sealed class UnitAgent : ReceiveActor
+public sealed class UnitAgent : ReceiveActor, IWithTimers
 {
+    public ITimerScheduler Timers { get; set; } = null!;
+
     private readonly string _unit;
     private readonly AgentContext _context;
     private readonly UnitPaths _paths;
@@ -44,6 +46,10 @@ public sealed class UnitAgent : ReceiveActor
         Receive<GetUnitReport>(_ => Sender.Tell(Status()));
         Receive<RemoveUnit>(OnRemove);
         Receive<StepFinished>(OnStepFinished);
+        Receive<RetryStep>(m =>
+        {
+            if (m.Incarnation == _incarnation && m.Sequence == _stepSequence && !_stepRunning) BeginStep();
+        });
         Receive<Drain>(_ =>
         {
             _drainedReplyTo = Sender;
@@ -191,6 +197,13 @@ public sealed class UnitAgent : ReceiveActor
 
     private sealed record StepFinished(Guid Incarnation, long Sequence, UnitStep Step, string? Failure, Exception? Crash);
 
+    private sealed record RetryStep(Guid Incarnation, long Sequence);
+
+    /// <summary>The wait before a step is tried again while the store is out of reach: doubling from the first, capped at the second.</summary>
+    public static (TimeSpan First, TimeSpan Max) StoreBackoff { get; } = (TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(10));
+
+    private TimeSpan _storeBackoff = TimeSpan.Zero;
+
     private void BeginStep()
     {
         var step = UnitLifecycle.StepFor(_state);
@@ -223,9 +236,22 @@ public sealed class UnitAgent : ReceiveActor
                 Offer(new UnitTrigger.StepFailed(cause));
                 return;
             }
+            // The store out of reach (connection lost, session being replaced): the step waits it out with
+            // backoff and is run again — not a crash, so a long outage is no restart storm that parks the unit.
+            if (Coordination.StoreTrouble.IsTransient(m.Crash))
+            {
+                _storeBackoff = _storeBackoff == TimeSpan.Zero ? StoreBackoff.First
+                    : TimeSpan.FromTicks(Math.Min(_storeBackoff.Ticks * 2, StoreBackoff.Max.Ticks));
+                _log.Warning("{0}: {1} cannot reach the store ({2}); trying again in {3:0.##} s",
+                    _unit, UnitLifecycle.StateName(_state.Phase), m.Crash.GetBaseException().Message, _storeBackoff.TotalSeconds);
+                Timers.StartSingleTimer("retry-step", new RetryStep(_incarnation, m.Sequence), _storeBackoff);
+                if (_drainedReplyTo is not null) _drainedReplyTo.Tell(new Drained());
+                return;
+            }
             // An unexpected failure: crash, and let the supervisor restart us from the persisted step.
             throw new UnitAgentException($"{_unit}: step {m.Step} failed unexpectedly", m.Crash);
         }
+        _storeBackoff = TimeSpan.Zero;
         Offer(m.Failure is null ? UnitTrigger.Succeeded : new UnitTrigger.StepFailed(m.Failure));
         if (m.Step == UnitStep.Record && m.Failure is null) CompleteWaiters();
         if (_drainedReplyTo is not null && !_stepRunning) _drainedReplyTo.Tell(new Drained());

@@ -9,6 +9,10 @@ namespace Ensemble.TestKit;
 public sealed class StoreOutage
 {
     private volatile bool _active;
+    private long _refused;
+
+    /// <summary>How many operations the outage has refused so far.</summary>
+    public long Refused => Interlocked.Read(ref _refused);
 
     public bool Active => _active;
 
@@ -28,9 +32,12 @@ public sealed class StoreOutage
 
         public long SessionId => inner.SessionId;
 
-        private Task<T> Guard<T>(string path, Func<Task<T>> call) => outage.Active
-            ? Task.FromException<T>(new StoreException(StoreErrorCode.ConnectionLoss, path, $"injected outage: the coordination store is unreachable ({path})"))
-            : call();
+        private Task<T> Guard<T>(string path, Func<Task<T>> call)
+        {
+            if (!outage.Active) return call();
+            Interlocked.Increment(ref outage._refused);
+            return Task.FromException<T>(new StoreException(StoreErrorCode.ConnectionLoss, path, $"injected outage: the coordination store is unreachable ({path})"));
+        }
 
         public Task<string> CreateAsync(string path, byte[] data, CreateMode mode = CreateMode.Persistent) => Guard(path, () => inner.CreateAsync(path, data, mode));
 

@@ -104,7 +104,7 @@ public sealed class ZooKeeperFailoverUpgradeTests : EnvironmentTest, IClassFixtu
         await LocalEnvironment.WaitUntilAsync(async () =>
             TestFormulas.HookTrace(await DataDirAsync(units[0])).Contains("upgrade-formula 2 begin"), Deadline, "the upgrade hook");
 
-        var agentSession = (ZooKeeperCoordinationStore)Env.MachineSession("m0");
+        var agentSession = (RenewingZooKeeperStore)Env.MachineSession("m0");
         var sessionId = agentSession.SessionId;
         var connected = _ensemble.IndexOf(agentSession.Client.ConnectedServer);
         Assert.True(connected >= 0, $"connected to {agentSession.Client.ConnectedServer}");

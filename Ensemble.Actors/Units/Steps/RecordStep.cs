@@ -2,7 +2,7 @@ namespace Ensemble.Units.Steps;
 
 /// <summary>
 /// running, operation finished: record in the shared topology the formula the unit now runs, clearing its
-/// upgrade flag in the same write. A store error is no expected failure: the agent restarts and records again.
+/// upgrade flag in the same write. While the store is out of reach the agent runs this step again with backoff.
 /// </summary>
 public sealed class RecordStep : IUnitStep
 {
