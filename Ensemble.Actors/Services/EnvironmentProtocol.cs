@@ -35,10 +35,12 @@ public static class EnvironmentReplies
     /// UpgradeUnknown is why the coordinator could not say whether an upgrade runs (null when it did);
     /// UpgradeRunning then tells only whether some unit is flagged for an upgrade in the store.
     /// </summary>
-    public sealed record ServiceStatus(string Formula, IReadOnlyDictionary<string, UnitStatus> Units, bool UpgradeRunning, string? UpgradeUnknown = null);
+    public sealed record ServiceStatus(string Formula, IReadOnlyDictionary<string, UnitStatus> Units, bool UpgradeRunning, string? UpgradeUnknown = null,
+        bool Dying = false);
 
     /// <summary>The controller could not read the environment now (its store is unreachable, say); nothing was changed.</summary>
     public sealed record StatusUnavailable(string Reason) : IWireMessage;
 
-    public sealed record UnitStatus(string Formula, Units.UnitPhase State, bool Upgrading, string Machine, string? Error, string? Progress);
+    /// <summary>Dying: removed while its machine was down; its agent removes it when it is back.</summary>
+    public sealed record UnitStatus(string Formula, Units.UnitPhase State, bool Upgrading, string Machine, string? Error, string? Progress, bool Dying = false);
 }

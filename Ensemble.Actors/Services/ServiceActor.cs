@@ -216,6 +216,8 @@ public sealed class ServiceActor : ReceivePersistentActor
             var formula = Repository(m.Repository).FindLatest(m.FormulaName);
             if (formula is null)
                 return Reject(replyTo, RejectionKind.NotFound, $"formula '{m.FormulaName}' not found in repository {m.Repository}; check the name or pass --repository");
+            if (await _context.Topology.GetServiceAsync(_name) is { Dying: true })
+                return Reject(replyTo, RejectionKind.Conflict, await StillDyingAsync());
             if ((await _context.Topology.ListAgentsAsync()).Count == 0)
                 return Reject(replyTo, RejectionKind.Unavailable, "no machine agent is running to place units on; start an agent and deploy again");
             var bundle = FormulaPacker.Pack(formula);
@@ -251,17 +253,35 @@ public sealed class ServiceActor : ReceivePersistentActor
         return placed.Select(p => p.Unit).ToList();
     }
 
+    /// <summary>
+    /// Removes a unit through its machine's agent (stop hook, files, data), then its record. A machine whose
+    /// agent is down cannot remove anything: the unit is marked dying, leaves the service at once (no
+    /// upgrade targets it), and is removed by that agent when it is back — the reply says so, never
+    /// "removed" while its files remain.
+    /// </summary>
     private void OnDestroyUnit(DestroyUnit m)
     {
         if (Refused(m)) return;
         var machine = _state.Units[m.Unit];
         RunAsync(async (_, replyTo) =>
         {
-            if (await _context.Topology.GetAgentAsync(machine) is { } agent)
-                await _system.ActorSelection(agent.Address).Ask<UnitReplies.UnitRemoved>(new UnitRequests.RemoveUnit(m.Unit), TimeSpan.FromMinutes(6));
-            await _context.Topology.RemoveUnitAsync(m.Unit);
-            return new WorkDone([new ServiceEvents.UnitDeleted(m.Unit)], new ServiceReplies.UnitDestroyed(_name, m.Unit), replyTo);
+            var waiting = await RemoveUnitAsync(m.Unit, machine) ? null : machine;
+            return new WorkDone([new ServiceEvents.UnitDeleted(m.Unit)], new ServiceReplies.UnitDestroyed(_name, m.Unit, waiting), replyTo);
         });
+    }
+
+    /// <summary>True when the unit is gone; false when it was marked dying because its machine's agent is down.</summary>
+    private async Task<bool> RemoveUnitAsync(string unit, string machine)
+    {
+        if (await _context.Topology.GetAgentAsync(machine) is not { } agent)
+        {
+            await _context.Topology.MarkUnitDyingAsync(unit);
+            _log.Warning("{0}: machine {1} is down; the unit will be removed when its agent is back", unit, machine);
+            return false;
+        }
+        await _system.ActorSelection(agent.Address).Ask<UnitReplies.UnitRemoved>(new UnitRequests.RemoveUnit(unit), TimeSpan.FromMinutes(6));
+        await _context.Topology.RemoveUnitAsync(unit);
+        return true;
     }
 
     private void OnDestroyService(DestroyService m)
@@ -269,12 +289,21 @@ public sealed class ServiceActor : ReceivePersistentActor
         if (Refused(m)) return;
         RunAsync(async (state, replyTo) =>
         {
+            var waiting = new List<string>();
             foreach (var (unit, machine) in state.Units)
-                if (await _context.Topology.GetAgentAsync(machine) is { } agent)
-                    await _system.ActorSelection(agent.Address).Ask<UnitReplies.UnitRemoved>(new UnitRequests.RemoveUnit(unit), TimeSpan.FromMinutes(6));
-            await _context.Topology.DeleteServiceAsync(_name);
-            return new WorkDone([new ServiceRemoved()], new ServiceReplies.ServiceDestroyed(_name), replyTo);
+                if (!await RemoveUnitAsync(unit, machine)) waiting.Add(unit);
+            if (waiting.Count == 0) await _context.Topology.DeleteServiceAsync(_name);
+            else await _context.Topology.MarkServiceDyingAsync(_name);
+            return new WorkDone([new ServiceRemoved()], new ServiceReplies.ServiceDestroyed(_name, waiting.Count == 0 ? null : waiting), replyTo);
         });
+    }
+
+    /// <summary>Why a destroyed service's name cannot be deployed again yet.</summary>
+    private async Task<string> StillDyingAsync()
+    {
+        var waiting = (await _context.Topology.ListUnitsAsync(_name)).Select(u => $"{u.Name} (machine {u.Machine})").ToList();
+        return $"service '{_name}' is still being destroyed: {string.Join(", ", waiting)} will be removed when {(waiting.Count == 1 ? "its machine is" : "their machines are")} back; "
+            + "deploy it again after that, or under another name";
     }
 
     private void OnResolve(ResolveUnit m)

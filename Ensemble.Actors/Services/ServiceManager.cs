@@ -260,10 +260,10 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
                     upgrading = true;
                 }
                 var progress = view?.GetValueOrDefault(unit.Name)?.State;
-                units[unit.Name] = new EnvironmentReplies.UnitStatus(unit.Formula, unit.State, upgrading, unit.Machine, unit.Error, progress);
+                units[unit.Name] = new EnvironmentReplies.UnitStatus(unit.Formula, unit.State, upgrading, unit.Machine, unit.Error, progress, unit.Dying);
             }
             var running = unknown is null ? upgrade?.Running ?? false : units.Values.Any(u => u.Upgrading);
-            services[name] = new EnvironmentReplies.ServiceStatus(service.Formula, units, running, unknown);
+            services[name] = new EnvironmentReplies.ServiceStatus(service.Formula, units, running, unknown, service.Dying);
         }
         return new EnvironmentReplies.Status(services, unreadable);
     }

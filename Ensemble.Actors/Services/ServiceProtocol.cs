@@ -49,13 +49,15 @@ public static class ServiceRequests
 /// <summary>What a service's coordinator answers, and what it pushes to those watching an upgrade.</summary>
 public static class ServiceReplies
 {
-    public sealed record ServiceDestroyed(string Service) : IWireMessage;
+    /// <summary>The service is gone; or, when Waiting names units, those wait (dying) for their machines to be back to remove them.</summary>
+    public sealed record ServiceDestroyed(string Service, IReadOnlyList<string>? Waiting = null) : IWireMessage;
 
     public sealed record ServiceDeployed(string Service, FormulaId Formula, IReadOnlyList<string> Units) : IWireMessage;
 
     public sealed record UnitsAdded(string Service, IReadOnlyList<string> Units) : IWireMessage;
 
-    public sealed record UnitDestroyed(string Service, string Unit) : IWireMessage;
+    /// <summary>The unit is gone; or, when WaitingForMachine is set, that machine's agent is down and removes it when back.</summary>
+    public sealed record UnitDestroyed(string Service, string Unit, string? WaitingForMachine = null) : IWireMessage;
 
     public sealed record UpgradeStarted(string Service, FormulaId From, FormulaId To, IReadOnlyList<string> Units, bool RevisionBumped) : IWireMessage;
 

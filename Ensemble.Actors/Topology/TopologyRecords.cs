@@ -1,13 +1,19 @@
 namespace Ensemble.Topology;
 
-/// <summary>A service as the shared topology holds it.</summary>
-public sealed record ServiceRecord(string Name, string Formula, string Sha256, string Repository);
+/// <summary>
+/// A service as the shared topology holds it. Dying: destroyed, but some of its units wait for their machine
+/// to come back and remove them; the record goes with the last of them.
+/// </summary>
+public sealed record ServiceRecord(string Name, string Formula, string Sha256, string Repository, bool Dying = false);
 
 /// <summary>
 /// A unit as the shared topology holds it; Formula and Sha256 name exactly the content the unit runs
 /// (an id alone is not enough: two repositories may hold different content under one name and revision).
+/// Dying: removed while its machine's agent was down; that agent removes it (stop hook, files) when it is
+/// back, and then the record.
 /// </summary>
-public sealed record UnitRecord(string Name, string Formula, Units.UnitPhase State, string Machine, string? Error = null, string? Sha256 = null)
+public sealed record UnitRecord(string Name, string Formula, Units.UnitPhase State, string Machine, string? Error = null, string? Sha256 = null,
+    bool Dying = false)
 {
     [System.Text.Json.Serialization.JsonIgnore] public string Service => UnitNames.ServiceOf(Name);
     [System.Text.Json.Serialization.JsonIgnore] public int Number => UnitNames.NumberOf(Name);

@@ -145,6 +145,38 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
         await store.MultiAsync(ops);
     }
 
+    /// <summary>Marks a unit to be removed by its machine's agent when it is back (see <see cref="UnitRecord.Dying"/>).</summary>
+    public async Task MarkUnitDyingAsync(string unit)
+    {
+        var record = await GetUnitAsync(unit) ?? throw new NoNodeException(UnitPath(unit));
+        if (record.Dying) return;
+        var ops = new List<StoreOp> { new StoreOp.SetData(UnitPath(unit), Encode(record with { Dying = true })) };
+        // A unit that is going away is upgraded no more.
+        if (await store.ExistsAsync(UpgradeFlagPath(unit)) is not null) ops.Add(new StoreOp.Delete(UpgradeFlagPath(unit)));
+        await store.MultiAsync(ops);
+    }
+
+    /// <summary>Marks a destroyed service whose dying units still wait for their machines.</summary>
+    public async Task MarkServiceDyingAsync(string service)
+    {
+        var record = await GetServiceAsync(service) ?? throw new NoNodeException(ServicePath(service));
+        if (!record.Dying) await PutServiceAsync(record with { Dying = true });
+    }
+
+    /// <summary>
+    /// A dying unit was removed by its machine's agent: its record goes, and with the last one a dying service's.
+    /// </summary>
+    public async Task FinishRemovalAsync(string unit)
+    {
+        try { await RemoveUnitAsync(unit); }
+        catch (NoNodeException) { }
+        var service = UnitNames.ServiceOf(unit);
+        if (await GetServiceAsync(service) is not { Dying: true }) return;
+        if ((await store.GetChildrenAsync(UnitsPath(service))).Children.Count > 0) return;
+        try { await store.MultiAsync([new StoreOp.Delete(UnitsPath(service)), new StoreOp.Delete(ServicePath(service))]); }
+        catch (NoNodeException) { }
+    }
+
     /// <summary>Sets the unit's state and error cause, keeping everything else.</summary>
     public async Task SetUnitStateAsync(string unit, Units.UnitPhase state, string? error)
     {

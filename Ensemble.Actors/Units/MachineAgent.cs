@@ -50,6 +50,12 @@ public sealed class MachineAgent : ReceiveActor, IWithTimers
                 .PipeTo(Sender, success: () => new Drained());
         });
         Receive<Terminated>(OnUnitAgentStopped);
+        // A dying unit this agent removed by itself (see AdoptUnitsAsync): now its record goes.
+        Receive<UnitRemoved>(m => _context.Topology.FinishRemovalAsync(m.Unit).ContinueWith(t =>
+        {
+            if (t.IsFaulted) _log.Warning("{0}: removed, but its record could not be deleted ({1}); it goes when this agent announces itself again",
+                m.Unit, t.Exception!.GetBaseException().Message);
+        }, TaskScheduler.Default));
     }
 
     public static Props Props(AgentContext context) => Akka.Actor.Props.Create(typeof(MachineAgent), context);
@@ -169,6 +175,14 @@ public sealed class MachineAgent : ReceiveActor, IWithTimers
         {
             if (unit.Machine != _context.Machine) continue;
             var agent = UnitAgentFor(unit.Name);
+            if (unit.Dying)
+            {
+                // Removed while this machine was down: remove it now (stop hook, files), then its record.
+                _log.Info("{0}: removed while machine {1} was down; removing it now", unit.Name, _context.Machine);
+                _removing.Add(unit.Name);
+                agent.Tell(new RemoveUnit(unit.Name), Self);
+                continue;
+            }
             if (File.Exists(UnitPaths.For(_context.UnitsDirectory, unit.Name).StateFile)) continue;
             // Never started here: deploy exactly the content the unit was placed with.
             var sha = unit.Sha256 ?? (await _context.Topology.GetFormulaAsync(unit.Formula))?.Sha256;

@@ -64,8 +64,13 @@ public static class ServiceCommands
             return WithClientAsync(parsed, client => UnitCommands.ForEachUnitAsync(client, names, "removed", async unit =>
             {
                 var reply = await client.AskAsync(new DestroyUnit(UnitNames.ServiceOf(unit), unit), TimeSpan.FromMinutes(7));
-                if (reply is not ServiceReplies.UnitDestroyed) throw ControllerClient.Rejected(reply);
-                return $"removed {unit}";
+                return reply switch
+                {
+                    ServiceReplies.UnitDestroyed { WaitingForMachine: { } machine } =>
+                        $"{unit} will be removed when machine {machine} is back (its agent is down): its stop hook runs and its files go then; 'ensemble status' shows it as dying until then",
+                    ServiceReplies.UnitDestroyed => $"removed {unit}",
+                    _ => throw ControllerClient.Rejected(reply),
+                };
             }));
         });
         return command;
@@ -79,8 +84,10 @@ public static class ServiceCommands
         {
             var name = parsed.GetValue(service)!;
             var reply = await client.AskAsync(new DestroyService(name), TimeSpan.FromMinutes(10));
-            if (reply is not ServiceDestroyed) throw ControllerClient.Rejected(reply);
-            Console.WriteLine($"destroyed service '{name}'");
+            if (reply is not ServiceDestroyed destroyed) throw ControllerClient.Rejected(reply);
+            Console.WriteLine(destroyed.Waiting is { Count: > 0 } waiting
+                ? $"destroyed service '{name}'; {string.Join(", ", waiting)} will be removed when {(waiting.Count == 1 ? "its machine is" : "their machines are")} back (their agents are down), and the service with the last of them; 'ensemble status' shows them as dying until then"
+                : $"destroyed service '{name}'");
             return ExitCodes.Ok;
         }));
         return command;

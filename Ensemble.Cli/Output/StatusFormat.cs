@@ -33,6 +33,7 @@ public static class StatusFormat
                     ["machine"] = unit.Machine,
                     ["error"] = unit.Error,
                     ["progress"] = unit.Progress,
+                    ["dying"] = unit.Dying,
                 };
             }
             services[name] = new JsonObject
@@ -40,6 +41,7 @@ public static class StatusFormat
                 ["formula"] = service.Formula,
                 ["upgrade-running"] = service.UpgradeRunning,
                 ["upgrade-unknown"] = service.UpgradeUnknown,
+                ["dying"] = service.Dying,
                 ["units"] = units,
             };
         }
@@ -70,7 +72,7 @@ public static class StatusFormat
             foreach (var (name, service) in status.Services)
             {
                 var upgrade = service.UpgradeUnknown is { } unknown ? $"unknown: {unknown}" : service.UpgradeRunning ? "running" : "";
-                services.AddRow(Cell(name), Cell(service.Formula), Cell(service.Units.Count.ToString(System.Globalization.CultureInfo.InvariantCulture)), Cell(upgrade));
+                services.AddRow(Cell(service.Dying ? $"{name} (dying)" : name), Cell(service.Formula), Cell(service.Units.Count.ToString(System.Globalization.CultureInfo.InvariantCulture)), Cell(upgrade));
             }
             console.Write(services);
 
@@ -79,7 +81,7 @@ public static class StatusFormat
             foreach (var (name, unit) in service.Units)
             {
                 var upgrade = unit.Upgrading ? unit.Progress ?? "pending" : unit.Progress ?? "";
-                units.AddRow(Cell(name), Cell(unit.Formula), Cell(UnitLifecycle.StateName(unit.State)), Cell(unit.Machine), Cell(upgrade), Cell(unit.Error ?? ""));
+                units.AddRow(Cell(name), Cell(unit.Formula), Cell(UnitLifecycle.StateName(unit.State) + (unit.Dying ? ", dying" : "")), Cell(unit.Machine), Cell(upgrade), Cell(unit.Error ?? ""));
             }
             if (units.Rows.Count > 0)
             {
