@@ -106,6 +106,57 @@ public sealed class OneClusterTests(ITestOutputHelper output)
         Assert.False(node1.HasExited);
     }
 
+    [Fact]
+    public async Task Units_spread_over_the_machines_and_an_agent_node_killed_shows_as_down_since_then()
+    {
+        await using var env = await MultiHostEnvironment.StartAsync(output, "a1", "a2", "nobody");
+        var (a1, a2, nobody) = (env.Network["a1"], env.Network["a2"], env.Network["nobody"]);
+
+        // Contact points are tried in turn: the first names a host where nothing listens, the second the controller.
+        var port = MultiHostEnvironment.ControllerPort;
+        var twoPoints = await env.EnsembleAsync("connect", "prod-two", $"{nobody.Address}:{port},{env.Controller.Address}:{port}");
+        Assert.True(twoPoints.ExitCode == 0, twoPoints.ToString());
+        Assert.Contains("connected to environment 'prod'", twoPoints.Stdout);
+        Assert.Equal(0, (await env.EnsembleAsync("status")).ExitCode);
+        // No contact point answers: one sentence, a non-zero exit, nothing registered.
+        var deadOnly = await env.EnsembleAsync("connect", "nowhere", $"{nobody.Address}:{port}");
+        Assert.NotEqual(0, deadOnly.ExitCode);
+        Assert.DoesNotContain("Unhandled exception", deadOnly.Stderr);
+        Assert.Contains($"{nobody.Address}:{port}", deadOnly.Stderr);
+
+        var node1 = env.StartLine(a1, await env.AddMachineAsync("a1"));
+        var node2 = env.StartLine(a2, await env.AddMachineAsync("a2"));
+        await node1.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
+        await node2.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
+        await env.StatusUntilAsync(s => MultiHostEnvironment.MachineState(s, "a1") == "started" && MultiHostEnvironment.MachineState(s, "a2") == "started",
+            TimeSpan.FromSeconds(60), "a1 and a2 started");
+
+        // Without --to, two units land one on each machine.
+        var repository = Path.Combine(env.SharedDirectory, "formulas");
+        TestFormulas.Write(repository, "hello", revision: 1);
+        var deploy = await env.EnsembleAsync("deploy", "--repository", repository, "-n", "2", "hello");
+        Assert.True(deploy.ExitCode == 0, deploy.ToString());
+        var status = await env.StatusAsync();
+        var placed = status.GetProperty("services").GetProperty("hello").GetProperty("units").EnumerateObject()
+            .Select(u => u.Value.GetProperty("machine").GetString()!).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(["a1", "a2"], placed);
+
+        // kill -9 of a1's node: status shows a1 down (after lost, while the cluster decides), since after the kill; a2 stays started.
+        var killed = DateTimeOffset.UtcNow;
+        node1.Kill();
+        await node1.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        status = await env.StatusUntilAsync(s => MultiHostEnvironment.MachineState(s, "a1") == "down", TimeSpan.FromSeconds(90), "a1 down");
+        var a1Status = status.GetProperty("machines").GetProperty("a1");
+        Assert.True(DateTimeOffset.Parse(a1Status.GetProperty("since").GetString()!, System.Globalization.CultureInfo.InvariantCulture) >= killed.AddSeconds(-1),
+            $"a1 is down since {a1Status.GetProperty("since")}, before it was killed at {killed:O}");
+        Assert.Equal("started", MultiHostEnvironment.MachineState(status, "a2"));
+        Assert.Single(a1Status.GetProperty("units").EnumerateArray());
+        var table = await env.EnsembleAsync("status");
+        Assert.Matches(@"(?m)^a1\s+\S+\s+down\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+hello/\d", table.Stdout);
+        Assert.Matches(@"(?m)^a2\s+\S+\s+started\s+", table.Stdout);
+        Assert.False(node2.HasExited);
+    }
+
     private static async Task Eventually(Func<bool> condition, string what)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
