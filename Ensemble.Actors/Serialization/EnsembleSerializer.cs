@@ -34,7 +34,8 @@ public sealed class EnsembleSerializer(ExtendedActorSystem system) : SerializerW
     /// The table is built from our own types at start; the wire only ever chooses among them.
     /// </summary>
     private static IEnumerable<KeyValuePair<string, Type>> WireMessages() =>
-        new[] { typeof(ServiceRequests), typeof(ServiceReplies), typeof(EnvironmentRequests), typeof(EnvironmentReplies), typeof(Units.UnitRequests), typeof(Units.UnitReplies) }
+        new[] { typeof(ServiceRequests), typeof(ServiceReplies), typeof(EnvironmentRequests), typeof(EnvironmentReplies), typeof(Units.UnitRequests), typeof(Units.UnitReplies),
+                typeof(Machines.MachineRequests), typeof(Machines.MachineReplies) }
             .SelectMany(protocol => protocol.GetNestedTypes()
                 .Where(t => t.IsClass && !t.IsAbstract && typeof(IWireMessage).IsAssignableFrom(t))
                 .Select(t => KeyValuePair.Create($"wire.{protocol.Name}.{t.Name}", t)));

@@ -12,5 +12,10 @@ public sealed record ControllerSettings(TimeSpan UnitUpgradeDeadline, TimeSpan A
     public RequestLimits RequestLimits => Limits ?? RequestLimits.Default;
 }
 
-/// <summary>What the service coordinators of a controller share; JournalLocation names the journal in messages to an operator.</summary>
-public sealed record ControllerContext(TopologyStore Topology, IFormulaStorage Storage, ControllerSettings Settings, string JournalLocation = "the journal");
+/// <summary>
+/// What the service coordinators of a controller share; JournalLocation names the journal in messages to an operator;
+/// Machines is the controller node's machine registry (null where there is none, as in the test kit: then every
+/// machine whose agent has a presence node counts as started).
+/// </summary>
+public sealed record ControllerContext(TopologyStore Topology, IFormulaStorage Storage, ControllerSettings Settings, string JournalLocation = "the journal",
+    Akka.Actor.IActorRef? Machines = null);

@@ -155,6 +155,10 @@ public sealed class ServiceActor : ReceivePersistentActor
             {
                 return await work(state, replyTo);
             }
+            catch (PlacementRefusedException ex)
+            {
+                return new WorkDone([], ex.Rejection, replyTo);
+            }
             catch (FormulaValidationException ex)
             {
                 return Reject(replyTo, RejectionKind.InvalidFormula, ex.Message);
@@ -218,13 +222,13 @@ public sealed class ServiceActor : ReceivePersistentActor
                 return Reject(replyTo, RejectionKind.NotFound, $"formula '{m.FormulaName}' not found in repository {m.Repository}; check the name or pass --repository");
             if (await _context.Topology.GetServiceAsync(_name) is { Dying: true })
                 return Reject(replyTo, RejectionKind.Conflict, await StillDyingAsync());
-            if ((await _context.Topology.ListAgentsAsync()).Count == 0)
-                return Reject(replyTo, RejectionKind.Unavailable, "no machine agent is running to place units on; start an agent and deploy again");
+            // Where the units can go is settled before anything is stored: a refusal changes nothing.
+            var machines = await MachinesForAsync(m.To);
             var bundle = FormulaPacker.Pack(formula);
             var formulaRef = await StoreBundleAsync(bundle);
             await _context.Topology.CreateServiceAsync(new ServiceRecord(_name, formulaRef.Id.ToString(), formulaRef.Sha256, m.Repository));
             var events = new List<IServiceEvent> { new ServiceEvents.ServiceCreated(formulaRef, m.Repository) };
-            var placed = await PlaceUnitsAsync(state with { Formula = formulaRef }, m.Units, events);
+            var placed = await PlaceUnitsAsync(state with { Formula = formulaRef }, m.Units, machines, events);
             return new WorkDone(events, new ServiceReplies.ServiceDeployed(_name, formulaRef.Id, placed), replyTo);
         });
     }
@@ -235,20 +239,34 @@ public sealed class ServiceActor : ReceivePersistentActor
         RunAsync(async (state, replyTo) =>
         {
             var events = new List<IServiceEvent>();
-            var placed = await PlaceUnitsAsync(state, m.Count, events);
+            var placed = await PlaceUnitsAsync(state, m.Count, await MachinesForAsync(m.To), events);
             return new WorkDone(events, new UnitsAdded(_name, placed), replyTo);
         });
     }
 
-    private async Task<IReadOnlyList<string>> PlaceUnitsAsync(ServiceState state, int count, List<IServiceEvent> events)
+    /// <summary>The machines new units may go on (<see cref="ServiceLogic.CheckPlacement"/>), or a refusal as <see cref="PlacementRefusedException"/>.</summary>
+    private async Task<IReadOnlyList<string>> MachinesForAsync(string? to)
+    {
+        var machines = await Machines.MachineDirectory.ReadAsync(_context.Machines, _context.Topology, TimeSpan.FromSeconds(5));
+        return ServiceLogic.CheckPlacement(_name, to, machines, out var candidates) is { } refused
+            ? throw new PlacementRefusedException(refused)
+            : candidates;
+    }
+
+    private sealed class PlacementRefusedException(CommandRejected rejection) : Exception(rejection.Reason)
+    {
+        public CommandRejected Rejection { get; } = rejection;
+    }
+
+    private async Task<IReadOnlyList<string>> PlaceUnitsAsync(ServiceState state, int count, IReadOnlyList<string> machines, List<IServiceEvent> events)
     {
         var agents = (await _context.Topology.ListAgentsAsync()).ToDictionary(a => a.Machine);
-        if (agents.Count == 0) throw new InvalidOperationException("no machine agent is running to place units on");
-        var placed = ServiceLogic.PlanPlacement(state, count, agents.Keys);
+        var placed = ServiceLogic.PlanPlacement(state, count, machines);
         await _context.Topology.AddUnitsAsync(placed.Select(p =>
             new UnitRecord(p.Unit, state.Formula!.Id.ToString(), Units.UnitPhase.Pending, p.Machine, Sha256: state.Formula.Sha256)).ToList());
         foreach (var p in placed)
-            _system.ActorSelection(agents[p.Machine].Address).Tell(new UnitRequests.DeployUnit(p.Unit, state.Formula!));
+            if (agents.TryGetValue(p.Machine, out var agent))
+                _system.ActorSelection(agent.Address).Tell(new UnitRequests.DeployUnit(p.Unit, state.Formula!));
         events.AddRange(placed);
         return placed.Select(p => p.Unit).ToList();
     }

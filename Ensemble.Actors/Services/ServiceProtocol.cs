@@ -12,9 +12,11 @@ public static class ServiceRequests
         string Service { get; }
     }
 
-    public sealed record DeployService(string Service, string FormulaName, string Repository, int Units) : IServiceCommand;
+    /// <summary>To: the machine every unit goes on (`--to`); null spreads them over the started machines.</summary>
+    public sealed record DeployService(string Service, string FormulaName, string Repository, int Units, string? To = null) : IServiceCommand;
 
-    public sealed record AddUnits(string Service, int Count) : IServiceCommand;
+    /// <summary>To: the machine every unit goes on (`--to`); null spreads them over the started machines.</summary>
+    public sealed record AddUnits(string Service, int Count, string? To = null) : IServiceCommand;
 
     public sealed record DestroyUnit(string Service, string Unit) : IServiceCommand;
 

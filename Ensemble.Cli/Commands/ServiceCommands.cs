@@ -18,16 +18,18 @@ public static class ServiceCommands
         var wait = new Option<bool>("--wait") { Description = "Return when every unit runs (exit 0) or one failed (exit 1)." };
         var formula = new Argument<string>("formula") { Description = "The formula's name in the repository." };
         var service = new Argument<string?>("service") { Description = "The service's name (default: the formula's).", Arity = ArgumentArity.ZeroOrOne };
+        var to = ToOption();
         var command = new Command("deploy",
             "Deploy the latest revision of <formula> from the local repository DIR as <service> with N units.")
         {
-            repository, units, wait, formula, service,
+            repository, units, wait, to, formula, service,
         };
         command.SetAction(parsed =>
         {
             var formulaName = parsed.GetValue(formula)!;
             var serviceName = parsed.GetValue(service) ?? formulaName;
-            var request = new DeployService(serviceName, formulaName, Repository(parsed.GetValue(repository) ?? "."), parsed.GetValue(units) ?? 1);
+            var request = new DeployService(serviceName, formulaName, Repository(parsed.GetValue(repository) ?? "."), parsed.GetValue(units) ?? 1,
+                parsed.GetValue(to) is { } machine ? MachineName(machine) : null);
             return WithClientAsync(parsed, async client =>
             {
                 var reply = await client.AskAsync(request, TimeSpan.FromSeconds(60));
@@ -43,16 +45,28 @@ public static class ServiceCommands
     {
         var units = Count("--num-units", "How many units (default 1).", 1, "-n");
         var service = new Argument<string>("service");
-        var command = new Command("add-unit", "Add N units to <service>.") { units, service };
-        command.SetAction(parsed => WithClientAsync(parsed, async client =>
+        var to = ToOption();
+        var command = new Command("add-unit", "Add N units to <service>.") { units, to, service };
+        command.SetAction(parsed =>
         {
-            var reply = await client.AskAsync(new AddUnits(parsed.GetValue(service)!, parsed.GetValue(units) ?? 1));
-            if (reply is not UnitsAdded added) throw ControllerClient.Rejected(reply);
-            Console.WriteLine($"added {string.Join(", ", added.Units)}");
-            return ExitCodes.Ok;
-        }));
+            var machine = parsed.GetValue(to) is { } given ? MachineName(given) : null;
+            return WithClientAsync(parsed, async client =>
+            {
+                var reply = await client.AskAsync(new AddUnits(parsed.GetValue(service)!, parsed.GetValue(units) ?? 1, machine));
+                if (reply is not UnitsAdded added) throw ControllerClient.Rejected(reply);
+                Console.WriteLine($"added {string.Join(", ", added.Units)}");
+                return ExitCodes.Ok;
+            });
+        });
         return command;
     }
+
+    /// <summary>--to MACHINE: every new unit on that machine (which must be started) instead of spread over the started machines.</summary>
+    private static Option<string?> ToOption() => new("--to")
+    {
+        Description = "Place every new unit on this machine (its agent must be started); default: spread over the started machines.",
+        HelpName = "MACHINE",
+    };
 
     public static Command RemoveUnit()
     {
