@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Event;
 using Akka.Configuration;
 using Ensemble.Coordination;
 using Ensemble.Formulas;
@@ -129,7 +130,8 @@ public sealed class LocalEnvironment : IAsyncDisposable
     /// while <see cref="StoreOutage"/> lasts.
     /// </summary>
     public async Task<ICoordinationStore> ConnectAsync() => StoreOutage.Around(Options.ZooKeeper is { } servers
-        ? await RenewingZooKeeperStore.ConnectAsync(new Ensemble.ZooKeeper.ZooKeeperOptions(servers, TimeSpan.FromSeconds(10)))
+        ? await RenewingZooKeeperStore.ConnectAsync(new Ensemble.ZooKeeper.ZooKeeperOptions(servers, TimeSpan.FromSeconds(10)),
+            log: message => System.Log.Warning("{0}", message))
         : Server.Connect());
 
     /// <summary>Begin it, and every store operation of the environment fails with ConnectionLoss until it ends.</summary>
