@@ -36,6 +36,8 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
     private sealed record FlagFound(bool Flagged);
     private sealed record Resend;
     private sealed record DeadlinePassed;
+    private sealed record MachineAway(string Waiting);
+    private sealed record MachineBack(string AgentAddress);
 
     private readonly string _runId;
     private readonly string _unit;
@@ -45,6 +47,8 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
     private bool _flagged;
     private Events.SagaFinished? _finished;
     private bool _flagging;
+    /// <summary>What the unit waits for while its machine's agent is away (shown as its progress), else null.</summary>
+    private string? _away;
 
     public UpgradeSaga(string runId, string unit, string machine, FormulaRef target, ControllerContext context, bool fresh = false)
     {
@@ -88,7 +92,25 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
         });
         Command<UnitEnteredError>(m => Finish(false, $"{UnitLifecycle.StateName(m.State)}: {m.Cause}"));
         Command<UnitCommandRejected>(m => Finish(false, m.Reason));
-        Command<UnitProgressed>(m => Context.Parent.Tell(new ServiceReplies.UnitUpgradeProgressed(UnitNames.ServiceOf(_unit), _unit, UnitLifecycle.StateName(m.State))));
+        Command<UnitProgressed>(m => Progress(UnitLifecycle.StateName(m.State)));
+        Command<MachineAway>(m =>
+        {
+            if (_away == m.Waiting) return;
+            _away = m.Waiting;
+            _log.Info("saga {0}: {1}", _unit, m.Waiting);
+            Progress(m.Waiting);
+        });
+        // The machine is back: what the unit is doing now replaces "waiting for machine …".
+        Command<MachineBack>(m =>
+        {
+            if (_away is null) return;
+            _away = null;
+            Context.System.ActorSelection(m.AgentAddress).Tell(new GetUnitReport(_unit), Self);
+        });
+        Command<UnitReport>(m =>
+        {
+            if (_away is null && m.Target?.Sha256 == _target.Sha256) Progress(UnitLifecycle.StateName(m.State));
+        });
     }
 
     // Props by type and arguments: the expression form compiles a delegate per call, one per unit upgrade.
@@ -153,18 +175,36 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
             .PipeTo(Self, success: () => new FlagWritten(), failure: ex => new FlagFailed(ex.Message));
     }
 
+    private void Progress(string state) =>
+        Context.Parent.Tell(new ServiceReplies.UnitUpgradeProgressed(UnitNames.ServiceOf(_unit), _unit, state));
+
     private void TellAgent()
     {
         var self = Self;
         var system = Context.System;
         var message = new UpgradeUnit(_unit, _target);
-        // The agent may be away for a moment (restarting): the periodic resend covers that.
-        _context.Topology.GetAgentAsync(_machine).ContinueWith(t =>
+        var (topology, registry, machine) = (_context.Topology, _context.Machines, _machine);
+        // The agent may be away (restarting, its host down or cut off): the periodic resend covers that, and
+        // meanwhile the unit's progress says which machine it waits for, and since when.
+        Task.Run(async () =>
         {
-            if (t.IsCompletedSuccessfully && t.Result is { } agent)
+            if (await topology.GetAgentAsync(machine) is { } agent)
+            {
                 system.ActorSelection(agent.Address).Tell(message, self);
-        }, TaskScheduler.Default);
+                return (object)new MachineBack(agent.Address);
+            }
+            Machines.MachineView? view = null;
+            try { view = (await Machines.MachineDirectory.ReadAsync(registry, topology, TimeSpan.FromSeconds(5))).FirstOrDefault(v => v.Name == machine); }
+            catch (Exception) { /* the registry did not answer: say what is known */ }
+            return new MachineAway(WaitingFor(machine, view));
+        }).PipeTo(self, failure: _ => new MachineAway($"waiting for machine {machine}: the store does not answer"));
     }
+
+    /// <summary>"waiting for machine a1, down since 2026-11-27T13:02:11Z".</summary>
+    public static string WaitingFor(string machine, Machines.MachineView? view) =>
+        view is { Since: { } since, State: var state } && state != Machines.AgentState.Started
+            ? $"waiting for machine {machine}, {Machines.AgentStates.Name(state)} since {since.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}"
+            : $"waiting for machine {machine}, whose agent is down";
 
     private void Finish(bool succeeded, string? cause)
     {

@@ -9,10 +9,11 @@ using static Ensemble.Services.ServiceRequests;
 namespace Ensemble.Tests.Upgrades;
 
 /// <summary>
-/// remove-unit and destroy-service of units whose machine is down: said so, shown as dying, and carried out
-/// (stop hook, files) by the machine's agent when it is back — never "removed" while the files remain.
+/// Units whose machine is down. remove-unit and destroy-service: said so, shown as dying, and carried out
+/// (stop hook, files) by the machine's agent when it is back, never "removed" while the files remain. An upgrade: status
+/// says which machine the unit waits for, and the upgrade finishes when it is back.
 /// </summary>
-public sealed class DownMachineRemovalTests(ITestOutputHelper output) : EnvironmentTest(output)
+public sealed class DownMachineTests(ITestOutputHelper output) : EnvironmentTest(output)
 {
     protected override LocalEnvironmentOptions Options(LocalEnvironmentOptions defaults) => defaults with { Machines = 2 };
 
@@ -63,5 +64,24 @@ public sealed class DownMachineRemovalTests(ITestOutputHelper output) : Environm
         }
         Assert.Empty((await StatusAsync()).Services);
         Assert.IsType<ServiceDeployed>(await Env.AskAsync<object>(new DeployService("web", "web", Repository, 1)));
+    }
+
+    [Fact]
+    public async Task An_upgrade_says_which_machine_a_unit_waits_for_and_finishes_when_it_is_back()
+    {
+        TestFormulas.Write(Repository, "web", 1);
+        var units = await DeployAsync("web", 2);
+        var onM1 = units.Single(u => Env.Topology.GetUnitAsync(u).Result!.Machine == "m1");
+        await Env.LoseMachineAsync("m1");
+
+        TestFormulas.Write(Repository, "web", 2);
+        Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("web")));
+        await LocalEnvironment.WaitUntilAsync(async () => (await StatusAsync()).Services["web"].Units[onM1].Progress == "waiting for machine m1, whose agent is down",
+            Deadline, "status to say the unit waits for its machine");
+        await WaitForUnitsAsync(units.Where(u => u != onM1), u => u.Formula == "local:web-2", "the unit on the live machine upgraded");
+
+        await Env.StartMachineAsync("m1");
+        await WaitForUnitsAsync(units, u => u.Formula == "local:web-2" && u.State == UnitPhase.Running, "both units on revision 2");
+        await WaitForUpgradeToEndAsync("web");
     }
 }
