@@ -125,11 +125,15 @@ public sealed class OneClusterTests(ITestOutputHelper output)
         Assert.Contains($"{nobody.Address}:{port}", deadOnly.Stderr);
 
         var node1 = env.StartLine(a1, await env.AddMachineAsync("a1"));
-        var node2 = env.StartLine(a2, await env.AddMachineAsync("a2"));
+        // a2 binds every address and tells the others the one they reach it at (--public-host).
+        var node2 = env.StartLine(a2, await env.AddMachineAsync("a2") + $" --host 0.0.0.0 --public-host {a2.Address}");
         await node1.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
         await node2.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
-        await env.StatusUntilAsync(s => MultiHostEnvironment.MachineState(s, "a1") == "started" && MultiHostEnvironment.MachineState(s, "a2") == "started",
+        var started = await env.StatusUntilAsync(s => MultiHostEnvironment.MachineState(s, "a1") == "started" && MultiHostEnvironment.MachineState(s, "a2") == "started",
             TimeSpan.FromSeconds(60), "a1 and a2 started");
+        Assert.StartsWith($"{a2.Address}:", started.GetProperty("machines").GetProperty("a2").GetProperty("address").GetString());
+        await env.WaitForLinesAsync(env.ControllerNode, MultiHostEnvironment.MembersLine(
+            (env.ControllerNodeAddress, "controller"), ($"akka.tcp://ensemble@{a1.Address}:", "agent"), ($"akka.tcp://ensemble@{a2.Address}:", "agent")), 1, TimeSpan.FromSeconds(30));
 
         // Without --to, two units land one on each machine.
         var repository = Path.Combine(env.SharedDirectory, "formulas");
