@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Cluster.Tools.Client;
 using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Configuration;
+using Ensemble.Formulas.Transfer;
 using Ensemble.Hosting;
 using Ensemble.Services;
 using static Ensemble.Services.ServiceRequests;
@@ -17,7 +18,7 @@ namespace Ensemble.Cli;
 /// the controller's receptionist. Every request has a deadline, and every way a request can go wrong
 /// (no answer, a failure answer, an answer of another kind) ends in a <see cref="CliException"/>.
 /// </summary>
-public sealed class ControllerClient : IAsyncDisposable
+public sealed class ControllerClient : IAsyncDisposable, IControllerChannel
 {
     private readonly ActorSystem _system;
     private readonly IActorRef _client;
@@ -55,12 +56,21 @@ public sealed class ControllerClient : IAsyncDisposable
     public EnvironmentRecord Environment => _environment;
 
     /// <summary>Sends a request to the controller's service manager and waits for its answer.</summary>
-    public async Task<object> AskAsync(object message, TimeSpan? timeout = null)
+    public Task<object> AskAsync(object message, TimeSpan? timeout = null) => AskAsync(EnsembleNode.ServicesPath, message, timeout);
+
+    Task<object> IControllerChannel.AskServicesAsync(object request, TimeSpan timeout) => AskAsync(EnsembleNode.ServicesPath, request, timeout);
+
+    Task<object> IControllerChannel.AskUploadsAsync(object request, TimeSpan timeout) => AskAsync(BundleTransfer.UploadsPath, request, timeout);
+
+    void IControllerChannel.TellUploads(object message) => _client.Tell(new ClusterClient.Send(BundleTransfer.UploadsPath, message));
+
+    /// <summary>Sends a request to the actor the controller's receptionist knows by <paramref name="path"/> and waits for its answer.</summary>
+    private async Task<object> AskAsync(string path, object message, TimeSpan? timeout)
     {
         var deadline = timeout ?? DefaultTimeout;
         try
         {
-            return await _client.Ask<object>(new ClusterClient.Send(EnsembleNode.ServicesPath, message), deadline);
+            return await _client.Ask<object>(new ClusterClient.Send(path, message), deadline);
         }
         catch (Exception ex) when (ex is AskTimeoutException or OperationCanceledException)
         {

@@ -122,7 +122,11 @@ public sealed class EnsembleNode : IAsyncDisposable
         {
             var session = await OpenAsync(sessionTimeout, resumable: true);
             var settings = EnsembleConfig.AgentSettings(config);
-            var context = EnsembleWiring.AgentContextFor(Options.Machine, Options.MachineDirectory, new TopologyStore(session, root), storage, settings);
+            var topology = new TopologyStore(session, root);
+            // Beside a controller the storage is right here; anywhere else bundles come from a controller's bundle server.
+            IFormulaSource source = Options.IsController ? storage : new Formulas.Transfer.ControllerFormulaSource(System, new Formulas.Transfer.ControllerDirectory(topology));
+            var context = EnsembleWiring.AgentContextFor(Options.Machine, Options.MachineDirectory, topology, source, settings,
+                log: Akka.Event.Logging.GetLogger(System, "formula-cache"));
             MachineAgent = await EnsembleWiring.StartAgentAsync(System, context);
             var agent = MachineAgent;
             // A normal stop lets every unit finish the step it is in and begin no other.
@@ -145,6 +149,10 @@ public sealed class EnsembleNode : IAsyncDisposable
             var proxy = System.ActorOf(ClusterSingletonProxy.Props("/user/services-singleton",
                 ClusterSingletonProxySettings.Create(System).WithRole(NodeOptions.ControllerRole)), ServiceManager.ActorName);
             ClusterClientReceptionist.Get(System).RegisterService(proxy);
+
+            // Formulas travel: uploads from the operator in, bundles out to agents on other nodes.
+            var (uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, context, storage.IncomingDirectory);
+            ClusterClientReceptionist.Get(System).RegisterService(uploads);
         }
 
         _ = System.WhenTerminated.ContinueWith(_ => CloseStore(), TaskScheduler.Default);

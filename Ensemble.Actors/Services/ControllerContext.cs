@@ -13,4 +13,8 @@ public sealed record ControllerSettings(TimeSpan UnitUpgradeDeadline, TimeSpan A
 }
 
 /// <summary>What the service coordinators of a controller share; JournalLocation names the journal in messages to an operator.</summary>
-public sealed record ControllerContext(TopologyStore Topology, IFormulaStorage Storage, ControllerSettings Settings, string JournalLocation = "the journal");
+public sealed record ControllerContext(TopologyStore Topology, IFormulaStorage Storage, ControllerSettings Settings, string JournalLocation = "the journal")
+{
+    /// <summary>The caps every formula is held to here, with the revision limit an operator may have set.</summary>
+    public FormulaLimits FormulaLimits => FormulaLimits.Default with { MaxRevision = Settings.RequestLimits.MaxRevision };
+}

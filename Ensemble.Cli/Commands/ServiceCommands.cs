@@ -19,7 +19,7 @@ public static class ServiceCommands
         var formula = new Argument<string>("formula") { Description = "The formula's name in the repository." };
         var service = new Argument<string?>("service") { Description = "The service's name (default: the formula's).", Arity = ArgumentArity.ZeroOrOne };
         var command = new Command("deploy",
-            "Deploy the latest revision of <formula> from the local repository DIR as <service> with N units.")
+            "Deploy the latest revision of <formula> from the repository DIR on this machine as <service> with N units; the formula is uploaded to the environment.")
         {
             repository, units, wait, formula, service,
         };
@@ -27,10 +27,12 @@ public static class ServiceCommands
         {
             var formulaName = parsed.GetValue(formula)!;
             var serviceName = parsed.GetValue(service) ?? formulaName;
-            var request = new DeployService(serviceName, formulaName, Repository(parsed.GetValue(repository) ?? "."), parsed.GetValue(units) ?? 1);
+            var directory = Repository(parsed.GetValue(repository) ?? ".");
+            var count = parsed.GetValue(units) ?? 1;
             return WithClientAsync(parsed, async client =>
             {
-                var reply = await client.AskAsync(request, TimeSpan.FromSeconds(60));
+                // The repository is read here, on the operator's machine; the controller gets the uploaded bundle.
+                var reply = await new ServiceClient(client).DeployAsync(serviceName, formulaName, directory, count);
                 if (reply is not ServiceDeployed deployed) throw ControllerClient.Rejected(reply);
                 Console.WriteLine($"deployed {deployed.Formula} as service '{deployed.Service}' with units {string.Join(", ", deployed.Units)}");
                 return parsed.GetValue(wait) ? await WaitForUnitsAsync(client, deployed.Service, deployed.Units) : ExitCodes.Ok;
