@@ -2,34 +2,53 @@ using System.Text.Json;
 using Akka.Actor;
 using Akka.Configuration;
 using Ensemble.Hosting;
+using Ensemble.Machines;
 
 namespace Ensemble.Agent;
 
 /// <summary>
 /// The Ensemble.Agent process: one cluster node with the roles it is given. Flags override ENSEMBLE_*
 /// environment variables, which override the HOCON files in hocon/, which override the library defaults.
+/// A node the cluster downs or removes starts again by itself and rejoins (<see cref="NodeLoop"/>).
 /// </summary>
 public static class AgentHost
 {
     public const int ExitOk = 0;
-    public const int ExitUsage = 2;
     public const int ExitStartFailed = 1;
+    public const int ExitUsage = 2;
+    /// <summary>The controller's join gate refused this node (wrong, missing or revoked token); it joined nothing.</summary>
+    public const int ExitRefused = 3;
 
     private const string Usage = """
         usage: Ensemble.Agent --data-dir DIR [options]
+               (installed with the ensemble command: ensemble node --data-dir DIR [options])
 
           --data-dir DIR       where the store, journal, formula storage and machines live   (ENSEMBLE_DATA_DIR)
-          --environment NAME   the environment's name                       (ENSEMBLE_ENVIRONMENT, default local)
+          --environment NAME   the environment's name (a controller's; agents learn it)  (ENSEMBLE_ENVIRONMENT, default local)
           --roles LIST         controller,agent | controller | agent         (ENSEMBLE_ROLES, default controller,agent)
           --machine NAME       the machine this agent serves                 (ENSEMBLE_MACHINE, default machine-0)
-          --host ADDRESS       address to bind                               (ENSEMBLE_HOST, default 127.0.0.1)
+          --join ADDR:PORT[,ADDR:PORT...]
+                               the controllers to join through (an agent on another host): their join gate admits
+                               the machine first, then the node joins their cluster      (ENSEMBLE_JOIN)
+          --token TOKEN        the machine's join token, from 'ensemble add-machine'     (ENSEMBLE_TOKEN)
+          --host ADDRESS       address to bind      (ENSEMBLE_HOST, default 127.0.0.1, or with --join the address
+                               this host reaches the controller from)
+          --public-host ADDRESS
+                               address other nodes and the CLI are told, when it is not the one bound (NAT, 0.0.0.0)
+                                                                              (ENSEMBLE_PUBLIC_HOST, default --host)
           --port N             port to bind, 0 for a free one                (ENSEMBLE_PORT, default 0)
           --config DIR         directory of the node's HOCON files           (ENSEMBLE_CONFIG, default hocon/ beside the program)
           --root PATH          the topology's root in the store               (ENSEMBLE_ROOT, HOCON ensemble.root, default /ensemble)
           --zookeeper SERVERS  host:port[,host:port...] of a ZooKeeper ensemble (ENSEMBLE_ZOOKEEPER, HOCON ensemble.zookeeper.servers;
-                               default: the embedded store in the data directory)
+                               default: the embedded store in the data directory; agents that join learn it from the controller)
           --ready-file PATH    once the node answers, write its address and contact point there as JSON
+
+        exit codes: 0 stopped; 1 could not start (or no controller answered within a minute); 2 bad usage;
+        3 refused by the controller (wrong, missing or revoked join token)
         """;
+
+    private static readonly string[] Flags =
+        ["data-dir", "environment", "roles", "machine", "join", "token", "host", "public-host", "port", "config", "ready-file", "zookeeper", "root"];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -51,64 +70,134 @@ public static class AgentHost
         }
 
         string? Get(string flag, string variable) =>
-            flags.TryGetValue(flag, out var value) ? value : Environment.GetEnvironmentVariable(variable);
+            flags.TryGetValue(flag, out var value) ? value : Environment.GetEnvironmentVariable(variable) is { Length: > 0 } set ? set : null;
 
-        var dataDirectory = Get("data-dir", "ENSEMBLE_DATA_DIR");
-        if (string.IsNullOrWhiteSpace(dataDirectory))
+        NodeOptions options;
+        try
         {
-            Console.Error.WriteLine("Ensemble.Agent: no data directory given; pass --data-dir DIR or set ENSEMBLE_DATA_DIR.");
-            return ExitUsage;
+            options = Options(Get);
         }
-        var roles = (Get("roles", "ENSEMBLE_ROLES") ?? "controller,agent")
-            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet();
-        if (roles.Count == 0 || roles.Any(r => r is not (NodeOptions.ControllerRole or NodeOptions.AgentRole)))
+        catch (ArgumentException ex)
         {
-            Console.Error.WriteLine($"Ensemble.Agent: roles must be 'controller', 'agent' or both, not '{string.Join(",", roles)}'.");
-            return ExitUsage;
-        }
-        var portText = Get("port", "ENSEMBLE_PORT") ?? "0";
-        if (!int.TryParse(portText, out var port) || port is < 0 or > 65535)
-        {
-            Console.Error.WriteLine($"Ensemble.Agent: port '{portText}' is not a port number; pass 0 for a free one.");
+            Console.Error.WriteLine($"Ensemble.Agent: {ex.Message}");
             return ExitUsage;
         }
         var configDirectory = Get("config", "ENSEMBLE_CONFIG") ?? Path.Combine(AppContext.BaseDirectory, "hocon");
 
-        var options = new NodeOptions(
-            Path.GetFullPath(dataDirectory),
-            Get("environment", "ENSEMBLE_ENVIRONMENT") ?? "local",
-            roles,
-            Get("machine", "ENSEMBLE_MACHINE") ?? "machine-0",
-            Get("host", "ENSEMBLE_HOST") ?? "127.0.0.1",
-            port,
-            Get("zookeeper", "ENSEMBLE_ZOOKEEPER") is { Length: > 0 } zookeeper ? zookeeper : null);
-
-        EnsembleNode node;
+        Config nodeConfig;
         try
         {
-            var nodeConfig = LoadNodeConfig(configDirectory, roles);
-            if (Get("root", "ENSEMBLE_ROOT") is { Length: > 0 } root)
+            nodeConfig = LoadNodeConfig(configDirectory, options.Roles);
+            if (Get("root", "ENSEMBLE_ROOT") is { } root)
                 nodeConfig = ConfigurationFactory.ParseString($"ensemble.root = \"{root}\"").WithFallback(nodeConfig);
-            node = await EnsembleNode.StartAsync(options, nodeConfig);
         }
         catch (Exception ex)
         {
-            Console.Error.WriteLine($"Ensemble.Agent: the node did not start: {ex.GetBaseException().Message}");
+            Console.Error.WriteLine($"Ensemble.Agent: the node's configuration in {configDirectory} cannot be read: {ex.GetBaseException().Message}");
             return ExitStartFailed;
         }
 
+        using var stop = new CancellationTokenSource();
+        var loop = new NodeLoop(options, nodeConfig, text => Console.WriteLine($"Ensemble.Agent: {text}"));
         Console.CancelKeyPress += (_, e) =>
         {
             e.Cancel = true;
-            _ = CoordinatedShutdown.Get(node.System).Run(CoordinatedShutdown.ClrExitReason.Instance);
+            stop.Cancel();
+            loop.Stop();
         };
-        Console.WriteLine($"Ensemble.Agent: environment '{options.Environment}' node {node.Address} with roles {string.Join(",", roles)} is up; contact point {node.ContactPoint}");
-        if (flags.TryGetValue("ready-file", out var readyFile)) WriteReadyFile(readyFile, node);
-
-        await node.WhenTerminated;
-        await node.DisposeAsync();
+        // SIGTERM: Akka's own hook runs the running incarnation's coordinated shutdown; the loop must not start another.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.Cancel();
+        var roles = string.Join(",", options.Roles.Order(StringComparer.Ordinal));
+        try
+        {
+            await loop.RunAsync((node, first) =>
+            {
+                var what = node.Options.Joins
+                    ? $"machine '{node.Options.Machine}' joined environment '{node.Options.Environment}': node {node.Address} with roles {roles} is up{(first ? "" : " again")}"
+                    : $"environment '{node.Options.Environment}' node {node.Address} with roles {roles} is up{(first ? "" : " again")}; contact point {node.ContactPoint}";
+                Console.WriteLine($"Ensemble.Agent: {what}");
+                if (first && flags.TryGetValue("ready-file", out var readyFile)) WriteReadyFile(readyFile, node);
+            }, stop.Token);
+        }
+        catch (JoinRefusedException ex)
+        {
+            Console.Error.WriteLine($"Ensemble.Agent: the controller refused machine '{options.Machine}': {ex.Message.TrimEnd('.')}; nothing was joined.");
+            return ExitRefused;
+        }
+        catch (OperationCanceledException)
+        {
+            return ExitOk;
+        }
+        catch (Exception ex)
+        {
+            Console.Error.WriteLine($"Ensemble.Agent: the node did not start: {ex.GetBaseException().Message.TrimEnd('.')}.");
+            return ExitStartFailed;
+        }
         Console.WriteLine("Ensemble.Agent: stopped");
         return ExitOk;
+    }
+
+    /// <summary>The node's options from flags and environment variables; an <see cref="ArgumentException"/> names what is wrong and the fix.</summary>
+    private static NodeOptions Options(Func<string, string, string?> get)
+    {
+        var dataDirectory = get("data-dir", "ENSEMBLE_DATA_DIR")
+            ?? throw new ArgumentException("no data directory given; pass --data-dir DIR or set ENSEMBLE_DATA_DIR.");
+        var roles = (get("roles", "ENSEMBLE_ROLES") ?? "controller,agent")
+            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
+        if (roles.Count == 0 || roles.Any(r => r is not (NodeOptions.ControllerRole or NodeOptions.AgentRole)))
+            throw new ArgumentException($"roles must be 'controller', 'agent' or both, not '{string.Join(",", roles)}'.");
+        var portText = get("port", "ENSEMBLE_PORT") ?? "0";
+        if (!int.TryParse(portText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) || port > 65535)
+            throw new ArgumentException($"port '{portText}' is not a port number; pass 0 for a free one.");
+        var machine = get("machine", "ENSEMBLE_MACHINE") ?? MachineNames.Default;
+        if (!MachineNames.IsValid(machine))
+            throw new ArgumentException($"'{machine}' is not a machine name; use {MachineNames.Rule}.");
+
+        var joinText = get("join", "ENSEMBLE_JOIN");
+        var join = new List<string>();
+        foreach (var contact in (joinText ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (LocalAddress.ParseHostAndPort(contact) is null)
+                throw new ArgumentException($"--join takes ADDR:PORT[,ADDR:PORT...] of the controllers, not '{contact}'; use the line 'ensemble add-machine' printed.");
+            join.Add(contact);
+        }
+        var token = get("token", "ENSEMBLE_TOKEN");
+        if (join.Count == 0)
+        {
+            if (!roles.Contains(NodeOptions.ControllerRole))
+                throw new ArgumentException("a node without the controller role joins an environment: pass --join ADDR:PORT and --token TOKEN, " +
+                                            "as printed by 'ensemble add-machine' on the operator's machine.");
+            if (token is not null)
+                throw new ArgumentException("--token goes with --join (the controllers to join through); pass both, as 'ensemble add-machine' printed them.");
+        }
+        else if (roles.Contains(NodeOptions.ControllerRole))
+            throw new ArgumentException("a controller node does not join another controller yet (one controller per environment); drop --join, or pass --roles agent.");
+
+        var host = get("host", "ENSEMBLE_HOST");
+        if (host is null && join.Count > 0)
+        {
+            var (joinHost, joinPort) = LocalAddress.ParseHostAndPort(join[0])!.Value;
+            host = LocalAddress.Toward(joinHost, joinPort)
+                   ?? throw new ArgumentException($"this host has no route to {join[0]}; pass --host with the address to bind, or check the network.");
+        }
+        host ??= "127.0.0.1";
+        var publicHost = get("public-host", "ENSEMBLE_PUBLIC_HOST");
+        if (publicHost is null && host is "0.0.0.0" or "::" or "[::]")
+            throw new ArgumentException($"--host {host} binds every address, which no other node can be told; pass --public-host with the address they reach this host at.");
+
+        return new NodeOptions(
+            Path.GetFullPath(dataDirectory),
+            get("environment", "ENSEMBLE_ENVIRONMENT") ?? "local",
+            roles,
+            machine,
+            host,
+            port,
+            get("zookeeper", "ENSEMBLE_ZOOKEEPER"))
+        {
+            PublicHostname = publicHost,
+            Join = join,
+            Token = token,
+        };
     }
 
     /// <summary>ensemble.conf, then persistence and the role files over it; files that are absent are skipped.</summary>
@@ -132,6 +221,7 @@ public static class AgentHost
         {
             ["address"] = node.Address.ToString(),
             ["contact"] = node.ContactPoint,
+            ["controller"] = $"{node.Address.Host}:{node.Address.Port}",
             ["pid"] = Environment.ProcessId,
         };
         var temp = path + ".tmp";
@@ -148,8 +238,7 @@ public static class AgentHost
             if (arg is "--help" or "-h") { flags["help"] = ""; continue; }
             if (!arg.StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"unexpected argument '{arg}'");
             var name = arg[2..];
-            if (name is not ("data-dir" or "environment" or "roles" or "machine" or "host" or "port" or "config" or "ready-file" or "zookeeper" or "root"))
-                throw new ArgumentException($"unknown option '{arg}'");
+            if (!Flags.Contains(name)) throw new ArgumentException($"unknown option '{arg}'");
             if (i + 1 >= args.Length) throw new ArgumentException($"option '{arg}' needs a value");
             flags[name] = args[++i];
         }

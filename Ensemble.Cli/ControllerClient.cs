@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Threading.Channels;
 using Akka.Actor;
 using Akka.Cluster.Tools.Client;
@@ -27,17 +28,26 @@ public sealed class ControllerClient : IAsyncDisposable, IControllerChannel
     public ControllerClient(EnvironmentRecord environment)
     {
         _environment = environment;
-        ActorPath contact;
-        try { contact = ActorPath.Parse(environment.Contact); }
-        catch (Exception)
+        var contacts = new List<ActorPath>();
+        foreach (var point in environment.ContactPoints)
         {
-            throw new CliException(ExitCodes.Unavailable,
-                $"environment '{environment.Name}' has no usable contact point ('{environment.Contact}'); bring it back with 'ensemble restart-environment {environment.Name}'.");
+            if (LocalAddress.ParseHostAndPort(point) is null || !ActorPath.TryParse(EnvironmentRecord.ReceptionistAt(point), out var path)) continue;
+            contacts.Add(path);
         }
+        if (contacts.Count == 0)
+            throw new CliException(ExitCodes.Unavailable, environment.IsLocal
+                ? $"environment '{environment.Name}' has no usable contact point ('{environment.Contact}'); bring it back with 'ensemble restart-environment {environment.Name}'."
+                : $"environment '{environment.Name}' has no usable contact point; connect to it again with 'ensemble connect {environment.Name} FILE|ADDR:PORT'.");
+        // The controller answers to the address this command advertises: the one this machine reaches it from,
+        // not loopback (which would be the controller's own machine there).
+        var first = contacts[0].Address;
+        var local = LocalAddress.Toward(first.Host!, first.Port ?? 0)
+            ?? throw new CliException(ExitCodes.Unavailable,
+                $"this machine has no route to environment '{environment.Name}' at {first.Host}:{first.Port}; check the address and the network.");
         var cliConf = Path.Combine(AppContext.BaseDirectory, "hocon", "cli.conf");
-        var config = ConfigurationFactory.ParseString("""
+        var config = ConfigurationFactory.ParseString($$"""
                 akka.actor.provider = remote
-                akka.remote.dot-netty.tcp.hostname = "127.0.0.1"
+                akka.remote.dot-netty.tcp.hostname = "{{local}}"
                 akka.remote.dot-netty.tcp.port = 0
                 """)
             .WithFallback(File.Exists(cliConf) ? ConfigurationFactory.ParseString(File.ReadAllText(cliConf)) : Config.Empty)
@@ -47,7 +57,8 @@ public sealed class ControllerClient : IAsyncDisposable, IControllerChannel
             // envelope, request included, would go out as Newtonsoft JSON with .NET type names in it.
             .WithFallback(DistributedPubSub.DefaultConfig());
         _system = ActorSystem.Create("ensemble-cli", config);
-        var settings = ClusterClientSettings.Create(_system).WithInitialContacts([contact]);
+        // Every controller is an initial contact: the client tries them all and keeps to one that answers.
+        var settings = ClusterClientSettings.Create(_system).WithInitialContacts(contacts.ToImmutableHashSet());
         _client = _system.ActorOf(ClusterClient.Props(settings), "client");
     }
 
@@ -55,17 +66,14 @@ public sealed class ControllerClient : IAsyncDisposable, IControllerChannel
 
     public EnvironmentRecord Environment => _environment;
 
-    /// <summary>Sends a request to the controller's service manager and waits for its answer.</summary>
-    public Task<object> AskAsync(object message, TimeSpan? timeout = null) => AskAsync(EnsembleNode.ServicesPath, message, timeout);
+    Task<object> IControllerChannel.AskServicesAsync(object request, TimeSpan timeout) => AskAsync(request, timeout);
 
-    Task<object> IControllerChannel.AskServicesAsync(object request, TimeSpan timeout) => AskAsync(EnsembleNode.ServicesPath, request, timeout);
-
-    Task<object> IControllerChannel.AskUploadsAsync(object request, TimeSpan timeout) => AskAsync(BundleTransfer.UploadsPath, request, timeout);
+    Task<object> IControllerChannel.AskUploadsAsync(object request, TimeSpan timeout) => AskAsync(request, timeout, BundleTransfer.UploadsPath);
 
     void IControllerChannel.TellUploads(object message) => _client.Tell(new ClusterClient.Send(BundleTransfer.UploadsPath, message));
 
-    /// <summary>Sends a request to the actor the controller's receptionist knows by <paramref name="path"/> and waits for its answer.</summary>
-    private async Task<object> AskAsync(string path, object message, TimeSpan? timeout)
+    /// <summary>Sends a request to the controller's service manager (or the actor at <paramref name="path"/>) and waits for its answer.</summary>
+    public async Task<object> AskAsync(object message, TimeSpan? timeout = null, string path = EnsembleNode.ServicesPath)
     {
         var deadline = timeout ?? DefaultTimeout;
         try
@@ -80,18 +88,32 @@ public sealed class ControllerClient : IAsyncDisposable, IControllerChannel
         {
             // The controller answered with a failure (Status.Failure) rather than one of our replies.
             throw new CliException(ExitCodes.Unavailable,
-                $"the controller of environment '{_environment.Name}' failed to answer: {Sentence(ex.GetBaseException().Message)}; see {_environment.Log}.");
+                $"the controller of environment '{_environment.Name}' failed to answer: {Sentence(ex.GetBaseException().Message)}; see {LogOf(_environment)}.");
         }
     }
 
-    public CliException NotAnswering(TimeSpan waited) => new(ExitCodes.Unavailable,
-        NodeProcess.IsAlive(_environment.Pid)
-            ? $"environment '{_environment.Name}' is not answering at {_environment.Contact} (waited {waited.TotalSeconds:0} s); see {_environment.Log}, or bring it back with 'ensemble restart-environment {_environment.Name}'."
-            : NotRunningMessage(_environment));
+    public CliException NotAnswering(TimeSpan waited) => new(ExitCodes.Unavailable, NotAnsweringMessage(_environment, waited));
+
+    /// <summary>
+    /// Why an environment did not answer: a local one's node is gone (restart-environment brings it back) or stuck;
+    /// a connected one is not reachable from here, which only its host can tell more about.
+    /// </summary>
+    public static string NotAnsweringMessage(EnvironmentRecord environment, TimeSpan waited)
+    {
+        if (!environment.IsLocal)
+            return $"environment '{environment.Name}' is not answering at {string.Join(", ", environment.ContactPoints)} (waited {waited.TotalSeconds:0} s); " +
+                   "check that its controller runs and that this machine can reach it.";
+        return NodeProcess.IsAlive(environment.Pid)
+            ? $"environment '{environment.Name}' is not answering at {environment.Contact} (waited {waited.TotalSeconds:0} s); see {environment.Log}, or bring it back with 'ensemble restart-environment {environment.Name}'."
+            : NotRunningMessage(environment);
+    }
 
     /// <summary>The sentence for an environment whose node is gone, naming the way back that keeps its data.</summary>
     public static string NotRunningMessage(EnvironmentRecord environment) =>
         $"environment '{environment.Name}' is not running (its node, pid {environment.Pid}, has exited; see {environment.Log}); bring it back with its services and data with 'ensemble restart-environment {environment.Name}'.";
+
+    /// <summary>Where to look when the controller fails: a local environment's log, or the controller's own.</summary>
+    public static string LogOf(EnvironmentRecord environment) => environment.Log ?? "the controller's log on its host";
 
     /// <summary>The environment's status, restricted to the services and units named in <paramref name="only"/> (null: all).</summary>
     public async Task<EnvironmentReplies.Status> StatusAsync(IReadOnlyList<string>? only = null) =>
@@ -99,7 +121,7 @@ public sealed class ControllerClient : IAsyncDisposable, IControllerChannel
         {
             EnvironmentReplies.Status status => status,
             EnvironmentReplies.StatusUnavailable unavailable => throw new CliException(ExitCodes.Unavailable,
-                $"environment '{_environment.Name}' cannot tell its status now: {Sentence(unavailable.Reason)}; try again in a moment, and see {_environment.Log} if it lasts."),
+                $"environment '{_environment.Name}' cannot tell its status now: {Sentence(unavailable.Reason)}; try again in a moment, and see {LogOf(_environment)} if it lasts."),
             var other => throw Rejected(other),
         };
 
@@ -108,6 +130,7 @@ public sealed class ControllerClient : IAsyncDisposable, IControllerChannel
     {
         CommandRejected r => new CliException(ExitCodes.For(r.Kind), Sentence(r.Reason) + "."),
         UnitReplies.UnitCommandRejected r => new CliException(ExitCodes.Conflict, Sentence(r.Reason) + "."),
+        Machines.MachineReplies.MachineRejected r => new CliException(ExitCodes.For(r.Kind), Sentence(r.Reason) + "."),
         _ => new CliException(ExitCodes.Failed, $"the controller answered with {reply.GetType().Name}, which this ensemble command does not understand; are the command and the environment of the same version?"),
     };
 

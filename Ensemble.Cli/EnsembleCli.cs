@@ -13,7 +13,7 @@ public static class EnsembleCli
         Deploy services from formulas as units, and upgrade them unit by unit.
 
         Environments live under ENSEMBLE_HOME (default ~/.ensemble); -e ENV picks one (else
-        ENSEMBLE_ENVIRONMENT, else the last bootstrapped). Exit codes: 0 done; 1 done but not everywhere
+        ENSEMBLE_ENVIRONMENT, else the last bootstrapped or connected). Exit codes: 0 done; 1 done but not everywhere
         (a unit failed, a record could not be read); 2 bad usage; 3 not found; 4 malformed formula;
         5 no newer revision; 6 conflict (already running or existing); 7 environment not bootstrapped,
         not running, not answering or unable to do it now. See docs/cli.md.
@@ -29,7 +29,9 @@ public static class EnsembleCli
         root.Options.Add(CommandSupport.EnvironmentOption);
         foreach (var command in new[]
         {
-            EnvironmentCommands.Bootstrap(), EnvironmentCommands.RestartEnvironment(), EnvironmentCommands.DestroyEnvironment(),
+            EnvironmentCommands.Bootstrap(), EnvironmentCommands.Connect(), EnvironmentCommands.Disconnect(),
+            EnvironmentCommands.RestartEnvironment(), EnvironmentCommands.DestroyEnvironment(),
+            MachineCommands.AddMachine(), MachineCommands.RemoveMachine(), MachineCommands.Node(),
             ServiceCommands.Deploy(), ServiceCommands.AddUnit(), ServiceCommands.RemoveUnit(), ServiceCommands.DestroyService(),
             StatusCommand.Build(), UpgradeCommand.Build(), UnitCommands.Resolved(), UnitCommands.Log(),
             CompletionCommand.Build(),
@@ -47,6 +49,8 @@ public static class EnsembleCli
             root.Parse(["--help"]).Invoke(new InvocationConfiguration { Output = Console.Error });
             return ExitCodes.Usage;
         }
+        // The node program takes its own options, which are not ours to parse.
+        if (args[0] == "node") return MachineCommands.Exec(args[1..]);
         var parsed = root.Parse(args);
         if (ParseProblems.Describe(parsed) is { } problem)
         {

@@ -1,12 +1,29 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace Ensemble.Cli;
 
 /// <summary>
-/// What the CLI remembers of one environment: where to reach it, which process runs it, and how it was
-/// started (ZooKeeper null: the embedded store), so restart-environment starts it the same way.
+/// What the CLI remembers of one environment: where to reach it — Controllers, the ADDR:PORT of its controllers
+/// (Contact: the first one's receptionist, as records of older versions have it only) — and, for one bootstrapped
+/// on this machine, which process runs it, where its data and log are, and how it was started (ZooKeeper null: the
+/// embedded store), so restart-environment starts it the same way. An environment connected to with
+/// `ensemble connect` runs elsewhere (Pid 0, no data directory or log here): it is alive when it answers.
 /// </summary>
-public sealed record EnvironmentRecord(string Name, string Contact, int Pid, string DataDirectory, string Log, string? ZooKeeper = null);
+public sealed record EnvironmentRecord(string Name, string Contact, int Pid, string? DataDirectory, string? Log, string? ZooKeeper = null,
+    IReadOnlyList<string>? Controllers = null)
+{
+    /// <summary>Bootstrapped here: its node is a process of this machine.</summary>
+    [JsonIgnore] public bool IsLocal => Pid > 0;
+
+    /// <summary>ADDR:PORT of every controller the CLI may try.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<string> ContactPoints => Controllers is { Count: > 0 } controllers ? controllers
+        : Akka.Actor.ActorPath.TryParse(Contact, out var path) && path.Address.Host is { } host ? [$"{host}:{path.Address.Port}"] : [];
+
+    /// <summary>The receptionist a ClusterClient contacts at a controller's ADDR:PORT.</summary>
+    public static string ReceptionistAt(string hostAndPort) => $"akka.tcp://{Ensemble.Hosting.EnsembleNode.SystemName}@{hostAndPort}/system/receptionist";
+}
 
 /// <summary>
 /// ENSEMBLE_HOME (default ~/.ensemble): environments/&lt;name&gt;/ holds environment.json, the node's data
@@ -44,7 +61,7 @@ public sealed class EnvironmentHome(string root)
         try
         {
             var record = JsonSerializer.Deserialize<EnvironmentRecord>(File.ReadAllText(path), Json);
-            if (record is { Name: not null, Contact: not null, DataDirectory: not null, Log: not null }) return record;
+            if (record is { Name: not null, Contact: not null } && (!record.IsLocal || record is { DataDirectory: not null, Log: not null })) return record;
         }
         catch (JsonException) { }
         catch (IOException) { }
@@ -52,9 +69,10 @@ public sealed class EnvironmentHome(string root)
             $"the record of environment '{name}' ({path}) cannot be read; repair it (it names the node's pid and contact point), or delete {EnvironmentDirectory(name)} once no node of it runs.");
     }
 
-    /// <summary>The environment, or a clear refusal when it was never bootstrapped.</summary>
+    /// <summary>The environment, or a clear refusal when it was never bootstrapped or connected to.</summary>
     public EnvironmentRecord Require(string name) => Find(name)
-        ?? throw new CliException(ExitCodes.Unavailable, $"environment '{name}' is not bootstrapped; run 'ensemble bootstrap --local --name {name}' first.");
+        ?? throw new CliException(ExitCodes.Unavailable,
+            $"environment '{name}' is not bootstrapped; run 'ensemble bootstrap --local --name {name}' first, or 'ensemble connect {name} FILE|ADDR:PORT' to use one that runs elsewhere.");
 
     public void Save(EnvironmentRecord record)
     {

@@ -47,10 +47,13 @@ public static class NodeProcess
             }
             await Task.Delay(50);
         }
-        string contact;
+        string contact, controller;
         using (var readyJson = JsonDocument.Parse(await File.ReadAllTextAsync(ready)))
+        {
             contact = readyJson.RootElement.GetProperty("contact").GetString()!;
-        var record = new EnvironmentRecord(name, contact, pid, dataDirectory, log, zookeeper);
+            controller = readyJson.RootElement.GetProperty("controller").GetString()!;
+        }
+        var record = new EnvironmentRecord(name, contact, pid, dataDirectory, log, zookeeper, [controller]);
         home.Save(record);
 
         await using var client = new ControllerClient(record);
@@ -62,9 +65,7 @@ public static class NodeProcess
     /// <summary>Starts Ensemble.Agent from beside this program, output appended to its log; returns its pid.</summary>
     private static int Start(string name, string dataDirectory, string log, string ready, string? zookeeper)
     {
-        var agent = Path.Combine(AppContext.BaseDirectory, "Ensemble.Agent.dll");
-        if (!File.Exists(agent))
-            throw new CliException(ExitCodes.Unavailable, $"Ensemble.Agent.dll is missing beside the ensemble command ({AppContext.BaseDirectory}); install the tool again.");
+        var agent = AgentProgram();
         string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
         // setsid: the node outlives this command and the terminal it was typed in.
         var command = $"exec setsid {Quote(DotnetHost())} {Quote(agent)} --data-dir {Quote(dataDirectory)} --environment {Quote(name)} " +
@@ -77,11 +78,19 @@ public static class NodeProcess
         return process.Id;
     }
 
+    /// <summary>The node program, Ensemble.Agent.dll, which the tool carries beside the ensemble command.</summary>
+    public static string AgentProgram()
+    {
+        var agent = Path.Combine(AppContext.BaseDirectory, "Ensemble.Agent.dll");
+        return File.Exists(agent) ? agent
+            : throw new CliException(ExitCodes.Unavailable, $"Ensemble.Agent.dll is missing beside the ensemble command ({AppContext.BaseDirectory}); install the tool again.");
+    }
+
     /// <summary>
     /// The dotnet host running this program. An installed tool runs from a launcher that is not `dotnet`,
     /// and `dotnet` need not be on PATH, so it is found from the runtime's own directory.
     /// </summary>
-    private static string DotnetHost()
+    public static string DotnetHost()
     {
         if (System.Environment.ProcessPath is { } host && Path.GetFileNameWithoutExtension(host) == "dotnet") return host;
         // <root>/shared/Microsoft.NETCore.App/<version>/
@@ -92,6 +101,7 @@ public static class NodeProcess
 
     public static bool IsAlive(int pid)
     {
+        if (pid <= 0) return false;
         string stat;
         try { stat = File.ReadAllText($"/proc/{pid}/stat"); }
         catch (IOException) { return false; }

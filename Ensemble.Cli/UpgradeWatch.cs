@@ -62,7 +62,7 @@ public static class UpgradeWatch
             if (DateTime.UtcNow - heard > Silence)
             {
                 var environment = client.Environment;
-                throw new CliException(ExitCodes.Unavailable, NodeProcess.IsAlive(environment.Pid)
+                throw new CliException(ExitCodes.Unavailable, !environment.IsLocal || NodeProcess.IsAlive(environment.Pid)
                     ? $"stopped following the upgrade of '{service}': environment '{environment.Name}' has not answered for {Silence.TotalSeconds:0} s; the upgrade goes on in the environment, see 'ensemble status {service}'."
                     : $"stopped following the upgrade of '{service}': {ControllerClient.NotRunningMessage(environment).TrimEnd('.')}; the upgrade goes on when it is back.");
             }

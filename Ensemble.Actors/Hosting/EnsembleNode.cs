@@ -1,11 +1,13 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Tools.Client;
+using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Cluster.Tools.Singleton;
 using Akka.Configuration;
 using Ensemble.Coordination;
 using Ensemble.Formulas;
 using Ensemble.Hooks;
+using Ensemble.Machines;
 using Ensemble.Services;
 using Ensemble.Topology;
 using Ensemble.Units;
@@ -22,6 +24,15 @@ public sealed record NodeOptions(
     int Port = 0,
     string? ZooKeeper = null)
 {
+    /// <summary>The address other nodes and clients are told (Akka's public-hostname); null: <see cref="Hostname"/>, the one bound.</summary>
+    public string? PublicHostname { get; init; }
+
+    /// <summary>HOST:PORT of controllers whose join gate must admit this node before it joins; empty: it joins itself (a controller).</summary>
+    public IReadOnlyList<string> Join { get; init; } = [];
+
+    /// <summary>The join token `ensemble add-machine` issued for <see cref="Machine"/>.</summary>
+    public string? Token { get; init; }
+
     /// <summary>Where an agent keeps its ZooKeeper session id and password, to resume it after a restart.</summary>
     public string ZooKeeperSessionFile => Path.Combine(MachineDirectory, "zookeeper-session.json");
 
@@ -30,18 +41,30 @@ public sealed record NodeOptions(
 
     public bool IsController => Roles.Contains(ControllerRole);
     public bool IsAgent => Roles.Contains(AgentRole);
+    public bool Joins => Join.Count > 0;
+
+    public string AdvertisedHostname => string.IsNullOrEmpty(PublicHostname) ? Hostname : PublicHostname;
 
     /// <summary>The data directory layout (see docs/architecture.md).</summary>
     public string StoreDirectory => Path.Combine(DataDirectory, "store");
     public string FormulaStorageDirectory => Path.Combine(DataDirectory, "formula-storage");
     public string JournalPath => Path.Combine(DataDirectory, "journal.db");
     public string MachineDirectory => UnitPaths.MachineDirectory(DataDirectory, Machine);
+    public string ConnectionFilePath => Path.Combine(DataDirectory, ConnectionFile.FileName);
+}
+
+/// <summary>How one incarnation of a node starts: where it reports progress, how long a first join may wait, and when to give up.</summary>
+/// <param name="GiveUpAfter">how long the join gate may stay silent; null: ask forever (a node rejoining after a partition).</param>
+public sealed record NodeStart(Action<string> Say, TimeSpan? GiveUpAfter, CancellationToken Cancel)
+{
+    public static NodeStart Default { get; } = new(_ => { }, TimeSpan.FromMinutes(1), CancellationToken.None);
 }
 
 /// <summary>
-/// An Akka.Cluster node of an environment: the controller role (the service manager as a cluster
-/// singleton, reachable by ClusterClient at /user/services) and/or the agent role (the machine agent of
-/// this machine), over the embedded store in the data directory.
+/// An Akka.Cluster node of an environment — one incarnation of it: the controller role (the service manager as a
+/// cluster singleton, and the machine registry, both reachable by ClusterClient through the receptionist) and/or
+/// the agent role (the machine agent of this machine). A controller joins itself (it is the first seed); a node
+/// with --join is first admitted by a controller's join gate, then joins the seed nodes the gate names.
 /// </summary>
 public sealed class EnsembleNode : IAsyncDisposable
 {
@@ -59,7 +82,10 @@ public sealed class EnsembleNode : IAsyncDisposable
     }
 
     public ActorSystem System { get; }
-    public NodeOptions Options { get; }
+
+    /// <summary>The options as this incarnation runs with them (a joining node's environment and ZooKeeper come from its admission).</summary>
+    public NodeOptions Options { get; private set; }
+
     public IActorRef? MachineAgent { get; private set; }
 
     /// <summary>This node's address, as clients put it in their contact points.</summary>
@@ -71,6 +97,16 @@ public sealed class EnsembleNode : IAsyncDisposable
     /// <summary>Completes when the node has shut down (CoordinatedShutdown ran to the end).</summary>
     public Task WhenTerminated => System.WhenTerminated;
 
+    /// <summary>Why the node shut down (null while it runs).</summary>
+    public CoordinatedShutdown.Reason? ShutdownReason => CoordinatedShutdown.Get(System).ShutdownReason;
+
+    /// <summary>
+    /// Whether a node that shut down for <paramref name="reason"/> should start again: the cluster downed or
+    /// removed it (a partition, a controller that went away), or it could not join — not an operator's stop.
+    /// </summary>
+    public static bool RejoinsAfter(CoordinatedShutdown.Reason? reason) =>
+        reason is CoordinatedShutdown.ClusterDowningReason or CoordinatedShutdown.ClusterLeavingReason or CoordinatedShutdown.ClusterJoinUnsuccessfulReason;
+
     /// <summary>The cluster and remoting configuration of a node, over the given node configuration.</summary>
     public static Config ConfigFor(NodeOptions options, Config? nodeConfig = null)
     {
@@ -79,24 +115,44 @@ public sealed class EnsembleNode : IAsyncDisposable
             akka.actor.provider = cluster
             akka.remote.dot-netty.tcp.hostname = "{{options.Hostname}}"
             akka.remote.dot-netty.tcp.port = {{options.Port}}
+            akka.remote.dot-netty.tcp.public-hostname = "{{options.AdvertisedHostname}}"
             akka.cluster.roles = [{{roles}}]
             akka.extensions = ["Akka.Cluster.Tools.Client.ClusterClientReceptionistExtensionProvider, Akka.Cluster.Tools"]
             """);
-        return generated.WithFallback(EnsembleConfig.ForSqliteJournal(options.JournalPath, nodeConfig));
+        return generated.WithFallback(EnsembleConfig.ForSqliteJournal(options.JournalPath, nodeConfig))
+            // A joining node talks to the join gate with a ClusterClient before it is a member; its messages and the
+            // pub-sub envelope it wraps them in need their serializers bound here too.
+            .WithFallback(ClusterClientReceptionist.DefaultConfig())
+            .WithFallback(DistributedPubSub.DefaultConfig());
     }
 
-    public static async Task<EnsembleNode> StartAsync(NodeOptions options, Config? nodeConfig = null)
+    public static Task<EnsembleNode> StartAsync(NodeOptions options, Config? nodeConfig = null) => StartAsync(options, nodeConfig, NodeStart.Default);
+
+    public static async Task<EnsembleNode> StartAsync(NodeOptions options, Config? nodeConfig, NodeStart start)
     {
         Directory.CreateDirectory(options.DataDirectory);
         var config = ConfigFor(options, nodeConfig);
+        var root = config.GetString("ensemble.root", TopologyStore.DefaultRoot);
         options = options with { ZooKeeper = options.ZooKeeper ?? NonEmpty(config.GetString("ensemble.zookeeper.servers", "")) };
         // Without ZooKeeper, the embedded store in the data directory stands in for it (one machine).
-        var server = options.ZooKeeper is null ? EmbeddedCoordinationServer.Open(options.StoreDirectory) : null;
+        var server = options.ZooKeeper is null && !options.Joins ? EmbeddedCoordinationServer.Open(options.StoreDirectory) : null;
         var system = ActorSystem.Create(SystemName, config);
         var node = new EnsembleNode(system, options, server);
         try
         {
-            await node.StartRolesAsync(config);
+            var cluster = Cluster.Get(system);
+            IReadOnlyList<Address> seeds = [cluster.SelfAddress];
+            if (options.Joins)
+            {
+                var admitted = await JoinGate.AdmitAsync(system, options.Join,
+                    new MachineRequests.JoinMachine(options.Machine, options.Token ?? "", cluster.SelfAddress.ToString()),
+                    start.GiveUpAfter, start.Say, start.Cancel);
+                node.Options = options with { Environment = admitted.Environment, ZooKeeper = options.ZooKeeper ?? admitted.ZooKeeper };
+                root = admitted.Root;
+                seeds = admitted.SeedNodes.Select(Address.Parse).ToList();
+                if (seeds.Count == 0) throw new InvalidOperationException("the controller admitted this node but named no seed node to join");
+            }
+            await node.StartRolesAsync(config, root, seeds);
         }
         catch
         {
@@ -106,15 +162,24 @@ public sealed class EnsembleNode : IAsyncDisposable
         return node;
     }
 
-    private async Task StartRolesAsync(Config config)
+    private static readonly TimeSpan MemberUpDeadline = TimeSpan.FromSeconds(60);
+
+    private async Task StartRolesAsync(Config config, string root, IReadOnlyList<Address> seeds)
     {
         var cluster = Cluster.Get(System);
         var up = new TaskCompletionSource();
         cluster.RegisterOnMemberUp(() => up.TrySetResult());
-        await cluster.JoinAsync(cluster.SelfAddress);
-        await up.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        if (seeds.Count == 1 && seeds[0] == cluster.SelfAddress) await cluster.JoinAsync(cluster.SelfAddress);
+        else cluster.JoinSeedNodes(seeds);
+        // A node the controller downs at once (not admitted after all) terminates instead of coming up.
+        var first = await Task.WhenAny(up.Task, System.WhenTerminated, Task.Delay(MemberUpDeadline));
+        if (first != up.Task)
+            throw new InvalidOperationException(System.WhenTerminated.IsCompleted
+                ? $"the cluster at {string.Join(", ", seeds)} removed this node while it joined"
+                : $"this node did not become a member of the cluster at {string.Join(", ", seeds)} within {MemberUpDeadline.TotalSeconds:0} s");
+        System.ActorOf(MembershipLog.Props(), "membership-log");
+        if (!Options.IsController) System.ActorOf(ControllerWatch.Props(), "controller-watch");
 
-        var root = config.GetString("ensemble.root", TopologyStore.DefaultRoot);
         var storage = new FileFormulaStorage(Options.FormulaStorageDirectory);
 
         var sessionTimeout = config.GetTimeSpan("ensemble.zookeeper.session-timeout", TimeSpan.FromSeconds(10));
@@ -129,7 +194,7 @@ public sealed class EnsembleNode : IAsyncDisposable
                 log: Akka.Event.Logging.GetLogger(System, "formula-cache"));
             MachineAgent = await EnsembleWiring.StartAgentAsync(System, context);
             var agent = MachineAgent;
-            // A normal stop lets every unit finish the step it is in and begin no other.
+            // A normal stop, and a node the cluster downs, let every unit finish the step it is in and begin no other.
             CoordinatedShutdown.Get(System).AddTask(CoordinatedShutdown.PhaseBeforeServiceUnbind, "drain-units", async () =>
             {
                 try { await agent.Ask<UnitReplies.Drained>(new UnitRequests.Drain(), settings.HookTimeout + TimeSpan.FromSeconds(15)); }
@@ -141,18 +206,25 @@ public sealed class EnsembleNode : IAsyncDisposable
         if (Options.IsController)
         {
             var session = await OpenAsync(sessionTimeout, resumable: false);
-            var context = new ControllerContext(new TopologyStore(session, root), storage, EnsembleConfig.ControllerSettings(config), Options.JournalPath);
-            await context.Topology.EnsureLayoutAsync();
+            var topology = new TopologyStore(session, root);
+            await topology.EnsureLayoutAsync();
+            var registry = System.ActorOf(MachineRegistry.Props(topology, new MachineRegistrySettings(
+                Options.Environment, Options.ZooKeeper, root, Options.IsAgent ? Options.Machine : null,
+                config.GetInt("ensemble.limits.machines-per-environment", 1000))), MachineRegistry.ActorName);
+            var context = new ControllerContext(topology, storage, EnsembleConfig.ControllerSettings(config), Options.JournalPath, registry);
             System.ActorOf(ClusterSingletonManager.Props(
                 ServiceManager.Props(context, Options.Environment), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(System).WithRole(NodeOptions.ControllerRole)), "services-singleton");
             var proxy = System.ActorOf(ClusterSingletonProxy.Props("/user/services-singleton",
                 ClusterSingletonProxySettings.Create(System).WithRole(NodeOptions.ControllerRole)), ServiceManager.ActorName);
-            ClusterClientReceptionist.Get(System).RegisterService(proxy);
+            var receptionist = ClusterClientReceptionist.Get(System);
+            receptionist.RegisterService(proxy);
+            receptionist.RegisterService(registry);
+            new ConnectionFile(ConnectionFile.CurrentFormat, Options.Environment, [$"{Address.Host}:{Address.Port}"]).Write(Options.ConnectionFilePath);
 
             // Formulas travel: uploads from the operator in, bundles out to agents on other nodes.
             var (uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, context, storage.IncomingDirectory);
-            ClusterClientReceptionist.Get(System).RegisterService(uploads);
+            receptionist.RegisterService(uploads);
         }
 
         _ = System.WhenTerminated.ContinueWith(_ => CloseStore(), TaskScheduler.Default);
@@ -202,7 +274,11 @@ public sealed class EnsembleNode : IAsyncDisposable
         {
             if (_closed) return;
             _closed = true;
-            foreach (var session in _sessions) session.DisposeAsync().AsTask().Wait();
+            foreach (var session in _sessions)
+            {
+                try { session.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10)); }
+                catch (Exception) { /* a session that cannot close expires on the server */ }
+            }
             _server?.Dispose();
         }
     }

@@ -37,7 +37,7 @@ public sealed class EnsembleSerializer(ExtendedActorSystem system) : SerializerW
         new[]
             {
                 typeof(ServiceRequests), typeof(ServiceReplies), typeof(EnvironmentRequests), typeof(EnvironmentReplies), typeof(Units.UnitRequests), typeof(Units.UnitReplies),
-                typeof(Formulas.Transfer.BundleRequests), typeof(Formulas.Transfer.BundleReplies),
+                typeof(Machines.MachineRequests), typeof(Machines.MachineReplies), typeof(Formulas.Transfer.BundleRequests), typeof(Formulas.Transfer.BundleReplies),
             }
             .SelectMany(protocol => protocol.GetNestedTypes()
                 .Where(t => t.IsClass && !t.IsAbstract && typeof(IWireMessage).IsAssignableFrom(t))

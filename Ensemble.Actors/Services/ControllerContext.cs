@@ -12,8 +12,13 @@ public sealed record ControllerSettings(TimeSpan UnitUpgradeDeadline, TimeSpan A
     public RequestLimits RequestLimits => Limits ?? RequestLimits.Default;
 }
 
-/// <summary>What the service coordinators of a controller share; JournalLocation names the journal in messages to an operator.</summary>
-public sealed record ControllerContext(TopologyStore Topology, IFormulaStorage Storage, ControllerSettings Settings, string JournalLocation = "the journal")
+/// <summary>
+/// What the service coordinators of a controller share; JournalLocation names the journal in messages to an operator;
+/// Machines is the controller node's machine registry (null where there is none, as in the test kit: then every
+/// machine whose agent has a presence node counts as started).
+/// </summary>
+public sealed record ControllerContext(TopologyStore Topology, IFormulaStorage Storage, ControllerSettings Settings, string JournalLocation = "the journal",
+    Akka.Actor.IActorRef? Machines = null)
 {
     /// <summary>The caps every formula is held to here, with the revision limit an operator may have set.</summary>
     public FormulaLimits FormulaLimits => FormulaLimits.Default with { MaxRevision = Settings.RequestLimits.MaxRevision };

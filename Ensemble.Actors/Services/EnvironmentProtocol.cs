@@ -20,9 +20,17 @@ public static class EnvironmentReplies
 
     /// <summary>
     /// The stable shape `ensemble status --format json` prints. Unreadable: records in the store that could
-    /// not be read (written by something else, or damaged); the rest is there all the same.
+    /// not be read (written by something else, or damaged); the rest is there all the same. Machines: every
+    /// machine (only those hosting the units asked for, when only some were), by name.
     /// </summary>
-    public sealed record Status(IReadOnlyDictionary<string, ServiceStatus> Services, IReadOnlyList<UnreadableRecord>? Unreadable = null) : IWireMessage;
+    public sealed record Status(IReadOnlyDictionary<string, ServiceStatus> Services, IReadOnlyList<UnreadableRecord>? Unreadable = null,
+        IReadOnlyDictionary<string, MachineStatus>? Machines = null) : IWireMessage;
+
+    /// <summary>
+    /// A machine: its node's advertised HOST:PORT (null until a node joined for it), its agent's state and since
+    /// when (UTC; null when unknown), and the units placed on it.
+    /// </summary>
+    public sealed record MachineStatus(string? Address, Machines.AgentState State, DateTimeOffset? Since, IReadOnlyList<string> Units);
 
     /// <summary>
     /// UpgradeUnknown is why the coordinator could not say whether an upgrade runs (null when it did);

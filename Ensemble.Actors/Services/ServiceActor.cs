@@ -161,6 +161,10 @@ public sealed class ServiceActor : ReceivePersistentActor
             {
                 return Reject(replyTo, ex.Kind, ex.Message);
             }
+            catch (PlacementRefusedException ex)
+            {
+                return new WorkDone([], ex.Rejection, replyTo);
+            }
             catch (FormulaValidationException ex)
             {
                 return Reject(replyTo, RejectionKind.InvalidFormula, ex.Message);
@@ -203,30 +207,28 @@ public sealed class ServiceActor : ReceivePersistentActor
     private void OnPrepareDeploy(PrepareDeploy m)
     {
         if (Refused(m)) return;
-        AnswerPrepareDeploy(_context, _name, Sender);
+        AnswerPrepareDeploy(_context, m, Sender);
     }
 
-    /// <summary>The answer to a deploy that passed the rules: prepared, unless no machine agent could take its units.</summary>
-    internal static void AnswerPrepareDeploy(ControllerContext context, string service, IActorRef replyTo) =>
-        context.Topology.ListAgentsAsync().PipeTo(replyTo,
-            success: agents => agents.Count == 0
-                ? new CommandRejected(service, RejectionKind.Unavailable, NoAgent)
-                : new DeployPrepared(service, context.Settings.RequestLimits.MaxRevision),
-            failure: ex => new CommandRejected(service, RejectionKind.Unavailable, $"the coordination store did not answer ({ex.GetBaseException().Message}); try again when it is back"));
-
-    private const string NoAgent = "no machine agent is running to place units on; start an agent and deploy again";
+    /// <summary>The answer to a deploy that passed the rules: prepared, unless its units have no machine to go on.</summary>
+    internal static void AnswerPrepareDeploy(ControllerContext context, PrepareDeploy m, IActorRef replyTo) =>
+        Machines.MachineDirectory.ReadAsync(context.Machines, context.Topology, TimeSpan.FromSeconds(5)).PipeTo(replyTo,
+            success: machines => ServiceLogic.CheckPlacement(m.Service, m.To, machines, out _) is { } refused
+                ? refused
+                : new DeployPrepared(m.Service, context.Settings.RequestLimits.MaxRevision),
+            failure: ex => new CommandRejected(m.Service, RejectionKind.Unavailable, $"the controller could not read its machines ({ex.GetBaseException().Message}); try again when the coordination store is back"));
 
     private void OnDeploy(DeployService m)
     {
         if (Refused(m)) return;
         RunAsync(async (state, replyTo) =>
         {
-            if ((await _context.Topology.ListAgentsAsync()).Count == 0)
-                return Reject(replyTo, RejectionKind.Unavailable, NoAgent);
+            // Where the units can go is settled before anything is recorded: a refusal changes nothing.
+            var machines = await MachinesForAsync(m.To);
             var formulaRef = await RecordBundleAsync(m.Formula);
             await _context.Topology.CreateServiceAsync(new ServiceRecord(_name, formulaRef.Id.ToString(), formulaRef.Sha256, m.Repository));
             var events = new List<IServiceEvent> { new ServiceEvents.ServiceCreated(formulaRef, m.Repository) };
-            var placed = await PlaceUnitsAsync(state with { Formula = formulaRef }, m.Units, events);
+            var placed = await PlaceUnitsAsync(state with { Formula = formulaRef }, m.Units, machines, events);
             return new WorkDone(events, new ServiceReplies.ServiceDeployed(_name, formulaRef.Id, placed), replyTo);
         });
     }
@@ -237,20 +239,34 @@ public sealed class ServiceActor : ReceivePersistentActor
         RunAsync(async (state, replyTo) =>
         {
             var events = new List<IServiceEvent>();
-            var placed = await PlaceUnitsAsync(state, m.Count, events);
+            var placed = await PlaceUnitsAsync(state, m.Count, await MachinesForAsync(m.To), events);
             return new WorkDone(events, new UnitsAdded(_name, placed), replyTo);
         });
     }
 
-    private async Task<IReadOnlyList<string>> PlaceUnitsAsync(ServiceState state, int count, List<IServiceEvent> events)
+    /// <summary>The machines new units may go on (<see cref="ServiceLogic.CheckPlacement"/>), or a refusal as <see cref="PlacementRefusedException"/>.</summary>
+    private async Task<IReadOnlyList<string>> MachinesForAsync(string? to)
+    {
+        var machines = await Machines.MachineDirectory.ReadAsync(_context.Machines, _context.Topology, TimeSpan.FromSeconds(5));
+        return ServiceLogic.CheckPlacement(_name, to, machines, out var candidates) is { } refused
+            ? throw new PlacementRefusedException(refused)
+            : candidates;
+    }
+
+    private sealed class PlacementRefusedException(CommandRejected rejection) : Exception(rejection.Reason)
+    {
+        public CommandRejected Rejection { get; } = rejection;
+    }
+
+    private async Task<IReadOnlyList<string>> PlaceUnitsAsync(ServiceState state, int count, IReadOnlyList<string> machines, List<IServiceEvent> events)
     {
         var agents = (await _context.Topology.ListAgentsAsync()).ToDictionary(a => a.Machine);
-        if (agents.Count == 0) throw new InvalidOperationException("no machine agent is running to place units on");
-        var placed = ServiceLogic.PlanPlacement(state, count, agents.Keys);
+        var placed = ServiceLogic.PlanPlacement(state, count, machines);
         await _context.Topology.AddUnitsAsync(placed.Select(p =>
             new UnitRecord(p.Unit, state.Formula!.Id.ToString(), Units.UnitPhase.Pending, p.Machine, Sha256: state.Formula.Sha256)).ToList());
         foreach (var p in placed)
-            _system.ActorSelection(agents[p.Machine].Address).Tell(new UnitRequests.DeployUnit(p.Unit, state.Formula!));
+            if (agents.TryGetValue(p.Machine, out var agent))
+                _system.ActorSelection(agent.Address).Tell(new UnitRequests.DeployUnit(p.Unit, state.Formula!));
         events.AddRange(placed);
         return placed.Select(p => p.Unit).ToList();
     }

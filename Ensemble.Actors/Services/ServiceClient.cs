@@ -36,10 +36,13 @@ public sealed class ServiceClient(IControllerChannel channel, string? bundleDire
     /// <summary>How long a question or one chunk may take.</summary>
     public TimeSpan QuestionTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Deploys the latest revision of <paramref name="formulaName"/> from <paramref name="repository"/>: <see cref="ServiceDeployed"/> or a refusal.</summary>
-    public async Task<object> DeployAsync(string service, string formulaName, string repository, int units)
+    /// <summary>
+    /// Deploys the latest revision of <paramref name="formulaName"/> from <paramref name="repository"/> (its units on
+    /// machine <paramref name="to"/>, or spread when null): <see cref="ServiceDeployed"/> or a refusal.
+    /// </summary>
+    public async Task<object> DeployAsync(string service, string formulaName, string repository, int units, string? to = null)
     {
-        var prepared = await channel.AskServicesAsync(new PrepareDeploy(service, repository, units), QuestionTimeout);
+        var prepared = await channel.AskServicesAsync(new PrepareDeploy(service, repository, units, to), QuestionTimeout);
         if (prepared is not DeployPrepared ready) return prepared;
         return await RefusedHereAsync(service, async () =>
         {
@@ -48,7 +51,7 @@ public sealed class ServiceClient(IControllerChannel channel, string? bundleDire
                 return new CommandRejected(service, RejectionKind.NotFound, $"formula '{formulaName}' not found in repository {local.Root}; check the name or pass --repository");
             using var bundle = FormulaPacker.Pack(formula, limits: local.Limits, directory: bundleDirectory);
             if (await UploadAsync(bundle) is UploadRefused refused) return new CommandRejected(service, refused.Kind, refused.Reason);
-            return await channel.AskServicesAsync(new DeployService(service, bundle.Ref, local.Root, units), RequestTimeout);
+            return await channel.AskServicesAsync(new DeployService(service, bundle.Ref, local.Root, units, to), RequestTimeout);
         });
     }
 

@@ -159,6 +159,33 @@ public static class ServiceLogic
     public static IReadOnlyList<string> NextLaunches(UpgradeRun run) =>
         run.Halted ? [] : run.Queued.Take(Math.Max(0, run.MaxParallel - run.InFlight.Count)).ToList();
 
+    /// <summary>
+    /// The machines new units of <paramref name="service"/> may go on: the one <paramref name="to"/> names if its agent
+    /// is started, else every started machine; null when they can be placed, else why not (nothing is changed).
+    /// </summary>
+    public static CommandRejected? CheckPlacement(string service, string? to, IReadOnlyList<Machines.MachineView> machines, out IReadOnlyList<string> candidates)
+    {
+        candidates = [];
+        if (to is not null)
+        {
+            if (!Machines.MachineNames.IsValid(to))
+                return new(service, RejectionKind.InvalidInput, $"'{to}' is not a machine name; machines are named with {Machines.MachineNames.Rule}");
+            if (machines.FirstOrDefault(m => m.Name == to) is not { } machine)
+                return new(service, RejectionKind.NotFound, $"machine '{to}' does not exist; see 'ensemble status' for the machines, or add it with 'ensemble add-machine {to}'");
+            if (machine.State != Machines.AgentState.Started)
+                return new(service, RejectionKind.Unavailable,
+                    $"machine '{to}' is {Machines.AgentStates.Name(machine.State)}{(machine.Since is { } since ? $" since {since.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z" : "")}; " +
+                    "start its node (or wait until it is back), or place the units elsewhere");
+            candidates = [to];
+            return null;
+        }
+        candidates = machines.Where(m => m.State == Machines.AgentState.Started).Select(m => m.Name).ToList();
+        if (candidates.Count > 0) return null;
+        return new(service, RejectionKind.Unavailable, machines.Count == 0
+            ? "no machine agent is running to place units on; start an agent and deploy again"
+            : $"no machine is started to place units on ({string.Join(", ", machines.Take(10).Select(m => $"{m.Name} is {Machines.AgentStates.Name(m.State)}"))}); start one and try again");
+    }
+
     /// <summary>Names and places <paramref name="count"/> new units, each on the machine <see cref="PlaceUnit"/> picks.</summary>
     public static IReadOnlyList<UnitPlaced> PlanPlacement(ServiceState state, int count, IReadOnlyCollection<string> machines)
     {

@@ -90,7 +90,7 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
                 if (ServiceLogic.Check(ServiceState.Empty(prepare.Service), prepare, _context.Settings.RequestLimits) is { } refused)
                     m.ReplyTo.Tell(refused);
                 else
-                    ServiceActor.AnswerPrepareDeploy(_context, prepare.Service, m.ReplyTo);
+                    ServiceActor.AnswerPrepareDeploy(_context, prepare, m.ReplyTo);
             }
             else
                 CoordinatorFor(m.Deploy.Service).Tell(m.Deploy, m.ReplyTo);
@@ -243,7 +243,28 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
             var running = unknown is null ? upgrade?.Running ?? false : units.Values.Any(u => u.Upgrading);
             services[name] = new EnvironmentReplies.ServiceStatus(service.Formula, units, running, unknown);
         }
-        return new EnvironmentReplies.Status(services, unreadable);
+        return new EnvironmentReplies.Status(services, unreadable, await MachinesAsync(services, only is not null));
+    }
+
+    /// <summary>
+    /// Every machine with its agent's state and its units; when only some services were asked for, only the
+    /// machines hosting their units.
+    /// </summary>
+    private async Task<IReadOnlyDictionary<string, EnvironmentReplies.MachineStatus>> MachinesAsync(
+        IReadOnlyDictionary<string, EnvironmentReplies.ServiceStatus> services, bool onlySome)
+    {
+        var units = services.Values.SelectMany(s => s.Units)
+            .GroupBy(u => u.Value.Machine, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => (IReadOnlyList<string>)g.Select(u => u.Key).ToList(), StringComparer.Ordinal);
+        var views = await Machines.MachineDirectory.ReadAsync(_context.Machines, _context.Topology, CoordinatorDeadline);
+        var machines = new SortedDictionary<string, EnvironmentReplies.MachineStatus>(StringComparer.Ordinal);
+        foreach (var view in views)
+        {
+            if (onlySome && !units.ContainsKey(view.Name)) continue;
+            machines[view.Name] = new EnvironmentReplies.MachineStatus(Machines.MachineLogic.HostAndPort(view.Node), view.State, view.Since,
+                units.GetValueOrDefault(view.Name) ?? []);
+        }
+        return machines;
     }
 
     private static async Task<(UpgradeStatus? Status, string? Unknown)> AskUpgradeAsync(IActorRef coordinator, string service)

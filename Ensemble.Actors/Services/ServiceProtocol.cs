@@ -17,16 +17,18 @@ public static class ServiceRequests
     /// operator's side reads the repository and uploads, so a request the controller refuses anyway costs nothing.
     /// Answered with <see cref="ServiceReplies.DeployPrepared"/> or <see cref="ServiceReplies.CommandRejected"/>.
     /// </summary>
-    public sealed record PrepareDeploy(string Service, string Repository, int Units) : IServiceCommand;
+    public sealed record PrepareDeploy(string Service, string Repository, int Units, string? To = null) : IServiceCommand;
 
     /// <summary>
     /// Deploy the uploaded bundle <paramref name="Formula"/> (in the controller's formula storage, named by its
     /// sha256) with <paramref name="Units"/> units. <paramref name="Repository"/> is where the operator read it, on
-    /// the operator's machine: remembered for later upgrades, never opened by the controller.
+    /// the operator's machine: remembered for later upgrades, never opened by the controller. <paramref name="To"/>: the
+    /// machine every unit goes on (`--to`); null spreads them over the started machines.
     /// </summary>
-    public sealed record DeployService(string Service, FormulaRef Formula, string Repository, int Units) : IServiceCommand;
+    public sealed record DeployService(string Service, FormulaRef Formula, string Repository, int Units, string? To = null) : IServiceCommand;
 
-    public sealed record AddUnits(string Service, int Count) : IServiceCommand;
+    /// <summary>To: the machine every unit goes on (`--to`); null spreads them over the started machines.</summary>
+    public sealed record AddUnits(string Service, int Count, string? To = null) : IServiceCommand;
 
     public sealed record DestroyUnit(string Service, string Unit) : IServiceCommand;
 

@@ -22,6 +22,20 @@ public sealed record FormulaRecord(string Id, string Sha256, string StorageKey);
 /// <summary>A live agent: the machine it serves and the actor path that takes its unit commands.</summary>
 public sealed record AgentPresence(string Machine, string Address);
 
+/// <summary>
+/// A machine of the environment. TokenHash is the SHA-256 (hex) of its join token — never the token itself;
+/// null for the controller's own machine, which joins no other way. Node is the cluster address of the node
+/// last admitted for it; State and Since are its agent's state as the controller last saw it, and since when.
+/// </summary>
+public sealed record MachineRecord(
+    string Name,
+    string? TokenHash,
+    DateTimeOffset AddedAt,
+    string? Node = null,
+    DateTimeOffset? AdmittedAt = null,
+    Machines.AgentState State = Machines.AgentState.Down,
+    DateTimeOffset? Since = null);
+
 /// <summary>Unit names are <c>&lt;service&gt;/&lt;n&gt;</c>.</summary>
 public static class UnitNames
 {

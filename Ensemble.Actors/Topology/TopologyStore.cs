@@ -6,7 +6,7 @@ using Ensemble.Coordination;
 namespace Ensemble.Topology;
 
 /// <summary>
-/// The shared topology (services, units, upgrade flags, formulas, agent presence) laid out in the
+/// The shared topology (services, units, upgrade flags, formulas, agent presence, machines) laid out in the
 /// coordination store under one root. The layout is documented in docs/architecture.md.
 /// </summary>
 public sealed class TopologyStore(ICoordinationStore store, string root = TopologyStore.DefaultRoot)
@@ -21,12 +21,14 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
     public string ServicesPath => $"{root}/services";
     public string AgentsPath => $"{root}/agents";
     public string FormulasPath => $"{root}/formulas";
+    public string MachinesPath => $"{root}/machines";
     public string ServicePath(string service) => $"{ServicesPath}/{service}";
     public string UnitsPath(string service) => $"{ServicePath(service)}/units";
     public string UnitPath(string unit) => $"{UnitsPath(UnitNames.ServiceOf(unit))}/{UnitNames.NumberOf(unit)}";
     public string UpgradeFlagPath(string unit) => $"{UnitPath(unit)}/upgrade";
     public string FormulaPath(string formulaId) => $"{FormulasPath}/{formulaId.Replace(':', '_')}";
     public string AgentPath(string machine) => $"{AgentsPath}/{machine}";
+    public string MachinePath(string machine) => $"{MachinesPath}/{machine}";
 
     /// <summary>Creates the root and its fixed children; safe to call from every node at start.</summary>
     public async Task EnsureLayoutAsync()
@@ -40,6 +42,7 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
         await CreateIfMissingAsync(ServicesPath);
         await CreateIfMissingAsync(AgentsPath);
         await CreateIfMissingAsync(FormulasPath);
+        await CreateIfMissingAsync(MachinesPath);
     }
 
     // ---- services ----
@@ -247,6 +250,52 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
     }
 
     public Task<AgentPresence?> GetAgentAsync(string machine) => ReadAsync<AgentPresence>(AgentPath(machine));
+
+    /// <summary>The machines whose agent has a presence node: one read, whatever the number of machines.</summary>
+    public async Task<IReadOnlySet<string>> ListPresentMachinesAsync() =>
+        (await store.GetChildrenAsync(AgentsPath)).Children.ToHashSet(StringComparer.Ordinal);
+
+    // ---- machines ----
+
+    public Task<MachineRecord?> GetMachineAsync(string machine) => ReadAsync<MachineRecord>(MachinePath(machine));
+
+    /// <summary>Every machine record, by name; nodes that are not machine records are skipped and reported to <paramref name="unreadable"/>.</summary>
+    public async Task<IReadOnlyList<MachineRecord>> ListMachinesAsync(ICollection<UnreadableRecord>? unreadable = null)
+    {
+        IReadOnlyList<string> children;
+        try { children = (await store.GetChildrenAsync(MachinesPath)).Children; }
+        catch (NoNodeException) { return []; }
+        var machines = new List<MachineRecord>(children.Count);
+        foreach (var child in children.Order(StringComparer.Ordinal))
+        {
+            try
+            {
+                if (await ReadAsync<MachineRecord>(MachinePath(child)) is not { } machine) continue;
+                if (machine.Name != child) unreadable?.Add(new UnreadableRecord(MachinePath(child), $"names machine '{machine.Name}', not {child}"));
+                else machines.Add(machine);
+            }
+            catch (UnreadableRecordException ex)
+            {
+                unreadable?.Add(ex.Record);
+            }
+        }
+        return machines;
+    }
+
+    /// <summary>Adds a machine; a <see cref="NodeExistsException"/> when one of that name exists.</summary>
+    public Task CreateMachineAsync(MachineRecord machine) => store.CreateAsync(MachinePath(machine.Name), Encode(machine));
+
+    public async Task PutMachineAsync(MachineRecord machine)
+    {
+        try { await store.SetDataAsync(MachinePath(machine.Name), Encode(machine)); }
+        catch (NoNodeException) { await store.CreateAsync(MachinePath(machine.Name), Encode(machine)); }
+    }
+
+    public async Task DeleteMachineAsync(string machine)
+    {
+        try { await store.DeleteAsync(MachinePath(machine)); }
+        catch (NoNodeException) { }
+    }
 
     // ---- plumbing ----
 

@@ -32,11 +32,14 @@ public static class CommandSupport
         return Home.Resolve(given ?? option);
     }
 
-    /// <summary>Runs <paramref name="run"/> against the chosen environment once it is known to run.</summary>
+    /// <summary>
+    /// Runs <paramref name="run"/> against the chosen environment: a local one once its node is known to run; a
+    /// connected one is alive when it answers (its process is on another machine).
+    /// </summary>
     public static async Task<int> WithClientAsync(ParseResult parsed, Func<ControllerClient, Task<int>> run)
     {
         var record = Home.Require(EnvironmentName(parsed));
-        if (!NodeProcess.IsAlive(record.Pid)) throw new CliException(ExitCodes.Unavailable, ControllerClient.NotRunningMessage(record));
+        if (record.IsLocal && !NodeProcess.IsAlive(record.Pid)) throw new CliException(ExitCodes.Unavailable, ControllerClient.NotRunningMessage(record));
         await using var client = new ControllerClient(record);
         return await run(client);
     }
@@ -55,6 +58,11 @@ public static class CommandSupport
         };
         return option;
     }
+
+    /// <summary>A machine name as the controller accepts it; anything else is a usage error naming the rule.</summary>
+    public static string MachineName(string machine, string what = "machine") =>
+        Machines.MachineNames.IsValid(machine) ? machine
+            : throw new CliException(ExitCodes.Usage, $"'{machine}' is not a {what} name; use {Machines.MachineNames.Rule}.");
 
     public static string UnitName(string unit) =>
         UnitNames.IsValid(unit) ? unit : throw new CliException(ExitCodes.Usage, $"'{unit}' is not a unit name; units are named <service>/<n>, e.g. wordpress/0.");

@@ -13,15 +13,16 @@ public static class ServiceCommands
 {
     public static Command Deploy()
     {
-        var repository = new Option<string>("--repository") { Description = "The local formula repository (default: the current directory).", HelpName = "DIR" };
+        var repository = new Option<string>("--repository") { Description = "The formula repository on this machine (default: the current directory); the formula is packed here and uploaded.", HelpName = "DIR" };
         var units = Count("--num-units", "How many units (default 1).", 1, "-n");
         var wait = new Option<bool>("--wait") { Description = "Return when every unit runs (exit 0) or one failed (exit 1)." };
         var formula = new Argument<string>("formula") { Description = "The formula's name in the repository." };
         var service = new Argument<string?>("service") { Description = "The service's name (default: the formula's).", Arity = ArgumentArity.ZeroOrOne };
+        var to = ToOption();
         var command = new Command("deploy",
             "Deploy the latest revision of <formula> from the repository DIR on this machine as <service> with N units; the formula is uploaded to the environment.")
         {
-            repository, units, wait, formula, service,
+            repository, units, wait, to, formula, service,
         };
         command.SetAction(parsed =>
         {
@@ -29,10 +30,11 @@ public static class ServiceCommands
             var serviceName = parsed.GetValue(service) ?? formulaName;
             var directory = Repository(parsed.GetValue(repository) ?? ".");
             var count = parsed.GetValue(units) ?? 1;
+            var machine = parsed.GetValue(to) is { } named ? MachineName(named) : null;
             return WithClientAsync(parsed, async client =>
             {
                 // The repository is read here, on the operator's machine; the controller gets the uploaded bundle.
-                var reply = await new ServiceClient(client).DeployAsync(serviceName, formulaName, directory, count);
+                var reply = await new ServiceClient(client).DeployAsync(serviceName, formulaName, directory, count, machine);
                 if (reply is not ServiceDeployed deployed) throw ControllerClient.Rejected(reply);
                 Console.WriteLine($"deployed {deployed.Formula} as service '{deployed.Service}' with units {string.Join(", ", deployed.Units)}");
                 return parsed.GetValue(wait) ? await WaitForUnitsAsync(client, deployed.Service, deployed.Units) : ExitCodes.Ok;
@@ -45,16 +47,28 @@ public static class ServiceCommands
     {
         var units = Count("--num-units", "How many units (default 1).", 1, "-n");
         var service = new Argument<string>("service");
-        var command = new Command("add-unit", "Add N units to <service>.") { units, service };
-        command.SetAction(parsed => WithClientAsync(parsed, async client =>
+        var to = ToOption();
+        var command = new Command("add-unit", "Add N units to <service>.") { units, to, service };
+        command.SetAction(parsed =>
         {
-            var reply = await client.AskAsync(new AddUnits(parsed.GetValue(service)!, parsed.GetValue(units) ?? 1));
-            if (reply is not UnitsAdded added) throw ControllerClient.Rejected(reply);
-            Console.WriteLine($"added {string.Join(", ", added.Units)}");
-            return ExitCodes.Ok;
-        }));
+            var machine = parsed.GetValue(to) is { } given ? MachineName(given) : null;
+            return WithClientAsync(parsed, async client =>
+            {
+                var reply = await client.AskAsync(new AddUnits(parsed.GetValue(service)!, parsed.GetValue(units) ?? 1, machine));
+                if (reply is not UnitsAdded added) throw ControllerClient.Rejected(reply);
+                Console.WriteLine($"added {string.Join(", ", added.Units)}");
+                return ExitCodes.Ok;
+            });
+        });
         return command;
     }
+
+    /// <summary>--to MACHINE: every new unit on that machine (which must be started) instead of spread over the started machines.</summary>
+    private static Option<string?> ToOption() => new("--to")
+    {
+        Description = "Place every new unit on this machine (its agent must be started); default: spread over the started machines.",
+        HelpName = "MACHINE",
+    };
 
     public static Command RemoveUnit()
     {

@@ -20,7 +20,8 @@ public static class StatusCommand
         format.AcceptOnlyFromAmong("table", "json", "yaml");
         var names = new Argument<string[]>("SERVICE|UNIT") { Description = "Show only these services and units.", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("status",
-            "Show each service's formula and, per unit, its formula revision, lifecycle state, machine, pending upgrade and error cause. " +
+            "Show each service's formula and, per unit, its formula revision, lifecycle state, machine, pending upgrade and error cause; " +
+            "then each machine: its node's address, its agent's state (started, down or lost) and since when, and its units. " +
             "Exits 1 if some record of the environment could not be read (the rest is shown, and what was left out is named).")
         {
             format, names,
@@ -74,6 +75,12 @@ public static class StatusCommand
                         .ToDictionary(u => u.Key, u => u.Value),
                 };
         }
-        return status with { Services = services };
+        // The machines hosting what is shown, each with only the units shown.
+        var shown = services.Values.SelectMany(s => s.Units.Keys).ToHashSet(StringComparer.Ordinal);
+        var machines = (status.Machines ?? new Dictionary<string, EnvironmentReplies.MachineStatus>())
+            .Select(m => (m.Key, Machine: m.Value with { Units = m.Value.Units.Where(shown.Contains).ToList() }))
+            .Where(m => m.Machine.Units.Count > 0)
+            .ToDictionary(m => m.Key, m => m.Machine);
+        return status with { Services = services, Machines = machines };
     }
 }

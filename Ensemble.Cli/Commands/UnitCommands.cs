@@ -47,8 +47,12 @@ public static class UnitCommands
                 var status = await client.StatusAsync([name]);
                 if (!status.Services.TryGetValue(UnitNames.ServiceOf(name), out var service) || !service.Units.TryGetValue(name, out var unitStatus))
                     throw new CliException(ExitCodes.NotFound, $"unit '{name}' does not exist; see 'ensemble status'.");
-                // A local environment keeps every machine's files in its data directory.
-                var log = Path.Combine(client.Environment.DataDirectory, "machines", unitStatus.Machine, "units", UnitNames.DirectoryName(name), "unit.log");
+                // A local environment keeps every machine's files in its data directory; a connected one keeps them on its machines.
+                if (client.Environment.DataDirectory is not { } dataDirectory)
+                    throw new CliException(ExitCodes.Unavailable,
+                        $"'ensemble log' cannot fetch a unit's log from another machine yet; on machine '{unitStatus.Machine}' it is " +
+                        $"<its --data-dir>/machines/{unitStatus.Machine}/units/{UnitNames.DirectoryName(name)}/unit.log.");
+                var log = Path.Combine(dataDirectory, "machines", unitStatus.Machine, "units", UnitNames.DirectoryName(name), "unit.log");
                 if (File.Exists(log)) Console.Write(await File.ReadAllTextAsync(log));
                 return ExitCodes.Ok;
             });

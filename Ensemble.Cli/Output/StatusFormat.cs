@@ -1,3 +1,4 @@
+using Ensemble.Machines;
 using Ensemble.Units;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -43,11 +44,28 @@ public static class StatusFormat
                 ["units"] = units,
             };
         }
+        var machines = new JsonObject();
+        foreach (var (name, machine) in status.Machines ?? new Dictionary<string, EnvironmentReplies.MachineStatus>())
+        {
+            var units = new JsonArray();
+            foreach (var unit in machine.Units) units.Add(unit);
+            machines[name] = new JsonObject
+            {
+                ["address"] = machine.Address,
+                ["state"] = AgentStates.Name(machine.State),
+                ["since"] = Since(machine.Since),
+                ["units"] = units,
+            };
+        }
         var unreadable = new JsonArray();
         foreach (var record in status.Unreadable ?? [])
             unreadable.Add(new JsonObject { ["path"] = record.Path, ["reason"] = record.Reason });
-        return new JsonObject { ["services"] = services, ["unreadable"] = unreadable };
+        return new JsonObject { ["services"] = services, ["machines"] = machines, ["unreadable"] = unreadable };
     }
+
+    /// <summary>When an agent entered its state, in UTC to the second (ISO 8601), or null when unknown.</summary>
+    private static string? Since(DateTimeOffset? since) =>
+        since?.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
 
     public static string Json(EnvironmentReplies.Status status) =>
         Document(status).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
@@ -87,6 +105,15 @@ public static class StatusFormat
                 console.Write(units);
             }
         }
+        if (status.Machines is { Count: > 0 } machines)
+        {
+            var table = Terminal.Table("MACHINE", "ADDRESS", "STATE", "SINCE", "UNITS");
+            foreach (var (name, machine) in machines)
+                table.AddRow(Cell(name), Cell(machine.Address ?? ""), Cell(AgentStates.Name(machine.State)),
+                    Cell(Since(machine.Since)?.Replace('T', ' ') ?? ""), Cell(Units(machine.Units)));
+            console.WriteLine();
+            console.Write(table);
+        }
         if (status.Unreadable is { Count: > 0 } unreadable)
         {
             console.WriteLine("could not read (left out above):");
@@ -95,6 +122,10 @@ public static class StatusFormat
     }
 
     private static Text Cell(string text) => new(text);
+
+    /// <summary>A machine's units in one cell: the first few by name, then how many more.</summary>
+    private static string Units(IReadOnlyList<string> units) =>
+        units.Count <= 5 ? string.Join(", ", units) : $"{string.Join(", ", units.Take(5))} and {units.Count - 5} more";
 
     private static object? Plain(JsonNode? node) => node switch
     {

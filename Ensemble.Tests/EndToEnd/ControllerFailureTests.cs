@@ -32,6 +32,7 @@ public sealed class ControllerFailureTests(ITestOutputHelper output) : IAsyncLif
         var config = ConfigurationFactory.ParseString("""
                 akka.loglevel = OFF
                 akka.actor.provider = cluster
+                akka.cluster.roles = [controller]
                 akka.remote.dot-netty.tcp.hostname = "127.0.0.1"
                 akka.remote.dot-netty.tcp.port = 0
                 akka.extensions = ["Akka.Cluster.Tools.Client.ClusterClientReceptionistExtensionProvider, Akka.Cluster.Tools"]
