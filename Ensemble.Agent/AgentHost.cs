@@ -97,7 +97,8 @@ public static class AgentHost
             return ExitStartFailed;
         }
 
-        using var stop = new CancellationTokenSource();
+        // Not disposed: the ProcessExit handler below runs after RunAsync has returned, and cancels it then.
+        var stop = new CancellationTokenSource();
         var loop = new NodeLoop(options, nodeConfig, text => Console.WriteLine($"Ensemble.Agent: {text}"));
         Console.CancelKeyPress += (_, e) =>
         {

@@ -85,10 +85,18 @@ public sealed class HostedZooKeeper
         {
             if (Process.HasExited)
                 throw new InvalidOperationException($"ZooKeeper on {Host.Name} exited with {Process.ExitCode} while starting. Log:\n{Process.Tail()}");
-            var srvr = await Host.RunAsync(Tools.Command("bash"),
-                ["-c", "exec 3<>\"/dev/tcp/$0/$1\" && printf srvr >&3 && cat <&3", Host.Address, Port.ToString(CultureInfo.InvariantCulture)],
-                timeout: TimeSpan.FromSeconds(10));
-            if (srvr.ExitCode == 0 && srvr.Stdout.Contains("Mode: standalone", StringComparison.Ordinal)) return;
+            // A server still starting can accept the connection and not answer yet (more so on a loaded machine):
+            // a probe that times out is one more try, not the end of the wait.
+            try
+            {
+                var srvr = await Host.RunAsync(Tools.Command("bash"),
+                    ["-c", "exec 3<>\"/dev/tcp/$0/$1\" && printf srvr >&3 && cat <&3", Host.Address, Port.ToString(CultureInfo.InvariantCulture)],
+                    timeout: TimeSpan.FromSeconds(10));
+                if (srvr.ExitCode == 0 && srvr.Stdout.Contains("Mode: standalone", StringComparison.Ordinal)) return;
+            }
+            catch (TimeoutException) when (DateTime.UtcNow < deadline)
+            {
+            }
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException($"ZooKeeper on {ConnectionString} did not serve within {timeout}. Log:\n{Process.Tail()}");
             await Task.Delay(TimeSpan.FromMilliseconds(100));
