@@ -95,4 +95,62 @@ public sealed class FormulaTransferTests(ITestOutputHelper output)
         // The controller holds both bundles.
         Assert.Equal(2, Directory.GetFiles(Path.Combine(env.ControllerData, "formula-storage"), "*.tar.gz", SearchOption.AllDirectories).Length);
     }
+
+    [Fact]
+    public async Task A_100_MiB_formula_reaches_an_agent_on_another_host_with_memory_far_below_its_size()
+    {
+        const long MiB = 1024 * 1024;
+        await using var env = await MultiHostEnvironment.StartAsync(output, "a1");
+        var a1 = env.Network["a1"];
+        var node1 = env.StartLine(a1, await env.AddMachineAsync("a1"));
+        await node1.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
+        await env.StatusUntilAsync(s => MultiHostEnvironment.MachineState(s, "a1") == "started", TimeSpan.FromSeconds(60), "a1 started");
+        var repository = Path.Combine(env.Operator.DataRoot, "formulas");
+
+        // A 10 MiB revision first: pools and heap budgets settle at what any transfer costs; what the 100 MiB
+        // revision adds on top is what grows with a formula's size.
+        WriteFormula(repository, "big", 1, randomBytes: (int)(10 * MiB));
+        var deploy = await env.EnsembleAsync("deploy", "--repository", repository, "--wait", "big");
+        Assert.True(deploy.ExitCode == 0, deploy.ToString() + env.Logs());
+        var agentPid = NodePid(MultiHostEnvironment.DataDirectoryOf(a1));
+        var controllerPid = NodePid(env.ControllerData);
+        var (agentWarm, controllerWarm) = (PeakOf(agentPid), PeakOf(controllerPid));
+
+        WriteFormula(repository, "big", 2, randomBytes: (int)(100 * MiB));
+        var upgrade = await env.EnsembleAsync("upgrade-formula", "--wait", "big");
+        Assert.True(upgrade.ExitCode == 0, upgrade.ToString() + env.Logs());
+        var (agentPeak, controllerPeak) = (PeakOf(agentPid), PeakOf(controllerPid));
+        output.WriteLine($"peak resident set of the agent node {agentWarm / MiB} MiB after 10 MiB, {agentPeak / MiB} MiB after 100 MiB; " +
+                         $"of the controller node {controllerWarm / MiB} MiB after 10 MiB, {controllerPeak / MiB} MiB after 100 MiB");
+
+        var unit = Path.Combine(MultiHostEnvironment.DataDirectoryOf(a1), "machines", "a1", "units", "big-0", "formula", "blob.bin");
+        Assert.Equal(100 * MiB, new FileInfo(unit).Length);
+        Assert.Equal(1, Fetches(node1.ReadLog(), "local:big-2"));
+        Assert.True(agentPeak - agentWarm < 25 * MiB, $"the agent node's peak rose {(agentPeak - agentWarm) / MiB} MiB fetching a 100 MiB formula");
+        Assert.True(controllerPeak - controllerWarm < 25 * MiB, $"the controller node's peak rose {(controllerPeak - controllerWarm) / MiB} MiB receiving and serving a 100 MiB formula");
+    }
+
+    /// <summary>The node process started with <c>--data-dir DIR</c> (of the processes that carry those arguments, the one with the largest resident set: wrappers that exec it are small).</summary>
+    private static int NodePid(string dataDirectory)
+    {
+        var wanted = $"\0--data-dir\0{dataDirectory}\0";
+        var found = new List<(int Pid, long Rss)>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            try
+            {
+                var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline"));
+                if (!("\0" + cmdline).Contains(wanted, StringComparison.Ordinal)) continue;
+                if (Ensemble.Tests.EndToEnd.EnsembleCommand.ResidentBytes(pid) is { } rss) found.Add((pid, rss));
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+        Assert.NotEmpty(found);
+        return found.MaxBy(p => p.Rss).Pid;
+    }
+
+    private static long PeakOf(int pid) => Ensemble.Tests.EndToEnd.EnsembleCommand.PeakResidentBytes(pid)
+        ?? throw new InvalidOperationException($"process {pid} is gone");
 }
