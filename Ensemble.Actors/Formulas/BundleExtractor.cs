@@ -32,7 +32,7 @@ public static class BundleExtractor
                 $"bundle is {FormulaLimits.Size(bundle.Length, limits.MaxBundleBytes)}, over the {FormulaLimits.Size(limits.MaxBundleBytes)} limit for a compressed bundle");
 
         bundle.Position = 0;
-        var actual = BundleFiles.Sha256HexAsync(bundle).GetAwaiter().GetResult();
+        var actual = BundleFiles.Sha256Hex(bundle);
         if (!string.Equals(actual, expectedSha256, StringComparison.OrdinalIgnoreCase))
             throw new BundleRejectedException($"bundle sha256 mismatch: expected {expectedSha256}, got {actual}");
 

@@ -19,6 +19,28 @@ public static class BundleFiles
     /// <summary>Lowercase hex sha256, the form every bundle key uses.</summary>
     public static string Sha256Hex(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
 
+    /// <summary>
+    /// The sha256 of what is left of <paramref name="stream"/>, read to its end on the calling thread: for callers that
+    /// are synchronous already (unpacking). Blocking on the asynchronous variant instead would hold a pool thread
+    /// while it waits for another, and a thousand units unpacking at once would starve the actor system's threads.
+    /// </summary>
+    public static string Sha256Hex(Stream stream)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            int read;
+            while ((read = stream.Read(buffer, 0, BufferSize)) > 0)
+                hash.AppendData(buffer, 0, read);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return Hex(hash);
+    }
+
     /// <summary>The sha256 of what is left of <paramref name="stream"/>, read to its end.</summary>
     public static async Task<string> Sha256HexAsync(Stream stream, CancellationToken ct = default)
     {
