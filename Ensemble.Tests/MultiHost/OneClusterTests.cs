@@ -125,11 +125,15 @@ public sealed class OneClusterTests(ITestOutputHelper output)
         Assert.Contains($"{nobody.Address}:{port}", deadOnly.Stderr);
 
         var node1 = env.StartLine(a1, await env.AddMachineAsync("a1"));
-        var node2 = env.StartLine(a2, await env.AddMachineAsync("a2"));
+        // a2 binds every address and tells the others the one they reach it at (--public-host).
+        var node2 = env.StartLine(a2, await env.AddMachineAsync("a2") + $" --host 0.0.0.0 --public-host {a2.Address}");
         await node1.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
         await node2.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
-        await env.StatusUntilAsync(s => MultiHostEnvironment.MachineState(s, "a1") == "started" && MultiHostEnvironment.MachineState(s, "a2") == "started",
+        var started = await env.StatusUntilAsync(s => MultiHostEnvironment.MachineState(s, "a1") == "started" && MultiHostEnvironment.MachineState(s, "a2") == "started",
             TimeSpan.FromSeconds(60), "a1 and a2 started");
+        Assert.StartsWith($"{a2.Address}:", started.GetProperty("machines").GetProperty("a2").GetProperty("address").GetString());
+        await env.WaitForLinesAsync(env.ControllerNode, MultiHostEnvironment.MembersLine(
+            (env.ControllerNodeAddress, "controller"), ($"akka.tcp://ensemble@{a1.Address}:", "agent"), ($"akka.tcp://ensemble@{a2.Address}:", "agent")), 1, TimeSpan.FromSeconds(30));
 
         // Without --to, two units land one on each machine.
         var repository = Path.Combine(env.SharedDirectory, "formulas");
@@ -155,6 +159,33 @@ public sealed class OneClusterTests(ITestOutputHelper output)
         Assert.Matches(@"(?m)^a1\s+\S+\s+down\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+hello/\d", table.Stdout);
         Assert.Matches(@"(?m)^a2\s+\S+\s+started\s+", table.Stdout);
         Assert.False(node2.HasExited);
+    }
+
+    [Fact]
+    public async Task After_the_controller_is_killed_and_started_again_the_cli_finds_it_and_the_agent_rejoins_by_itself()
+    {
+        await using var env = await MultiHostEnvironment.StartAsync(output, "a1");
+        var a1 = env.Network["a1"];
+        var node1 = env.StartLine(a1, await env.AddMachineAsync("a1"));
+        await node1.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
+        await env.StatusUntilAsync(s => MultiHostEnvironment.MachineState(s, "a1") == "started", TimeSpan.FromSeconds(60), "a1 started");
+
+        // kill -9 of the controller: the CLI says so in one sentence, exit 7, no crash.
+        env.ControllerNode.Kill();
+        await env.ControllerNode.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        var away = await env.EnsembleAsync("status");
+        Assert.Equal(7, away.ExitCode);
+        Assert.Contains("environment 'prod' is not answering", away.Stderr);
+        Assert.DoesNotContain("Unhandled exception", away.Stderr);
+
+        // Started again with the same flags: the CLI reaches it with the connection it has, and a1's node, never
+        // restarted by anyone, is admitted again and started.
+        await env.StartControllerAsync();
+        var back = await env.StatusUntilAsync(s => MultiHostEnvironment.MachineState(s, "a1") == "started", TimeSpan.FromSeconds(150), "a1 started again");
+        Assert.False(node1.HasExited);
+        Assert.Equal(["a1"], back.GetProperty("machines").EnumerateObject().Select(m => m.Name).ToArray());
+        await env.WaitForLinesAsync(env.ControllerNode, MultiHostEnvironment.MembersLine(
+            (env.ControllerNodeAddress, "controller"), ($"akka.tcp://ensemble@{a1.Address}:", "agent")), 1, TimeSpan.FromSeconds(30));
     }
 
     private static async Task Eventually(Func<bool> condition, string what)

@@ -35,7 +35,9 @@ public sealed class AgentSessionResumeTests(ZooKeeperTestServer server) : IDispo
         foreach (var arg in new[]
         {
             Path.Combine(AppContext.BaseDirectory, "Ensemble.Agent.dll"), "--data-dir", Path.Combine(_root, "data"),
-            "--roles", "agent", "--machine", "machine-7", "--zookeeper", server.ConnectionString, "--root", _topologyRoot, "--ready-file", ready,
+            // Both roles: a node with the agent role alone joins an environment through a controller's join gate
+            // (--join, --token); this test is about the agent's ZooKeeper session, which is the same either way.
+            "--roles", "controller,agent", "--machine", "machine-7", "--zookeeper", server.ConnectionString, "--root", _topologyRoot, "--ready-file", ready,
         }) start.ArgumentList.Add(arg);
         var process = Process.Start(start)!;
         process.OutputDataReceived += (_, _) => { };
