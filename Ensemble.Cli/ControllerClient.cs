@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.Cluster.Tools.Client;
 using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Configuration;
+using Ensemble.Formulas.Transfer;
 using Ensemble.Hosting;
 using Ensemble.Services;
 using static Ensemble.Services.ServiceRequests;
@@ -18,7 +19,7 @@ namespace Ensemble.Cli;
 /// the controller's receptionist. Every request has a deadline, and every way a request can go wrong
 /// (no answer, a failure answer, an answer of another kind) ends in a <see cref="CliException"/>.
 /// </summary>
-public sealed class ControllerClient : IAsyncDisposable
+public sealed class ControllerClient : IAsyncDisposable, IControllerChannel
 {
     private readonly ActorSystem _system;
     private readonly IActorRef _client;
@@ -64,6 +65,12 @@ public sealed class ControllerClient : IAsyncDisposable
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
 
     public EnvironmentRecord Environment => _environment;
+
+    Task<object> IControllerChannel.AskServicesAsync(object request, TimeSpan timeout) => AskAsync(request, timeout);
+
+    Task<object> IControllerChannel.AskUploadsAsync(object request, TimeSpan timeout) => AskAsync(request, timeout, BundleTransfer.UploadsPath);
+
+    void IControllerChannel.TellUploads(object message) => _client.Tell(new ClusterClient.Send(BundleTransfer.UploadsPath, message));
 
     /// <summary>Sends a request to the controller's service manager (or the actor at <paramref name="path"/>) and waits for its answer.</summary>
     public async Task<object> AskAsync(object message, TimeSpan? timeout = null, string path = EnsembleNode.ServicesPath)

@@ -55,7 +55,7 @@ public abstract class EnvironmentTest : Akka.TestKit.Xunit2.TestKit, IAsyncLifet
     /// <summary>Deploys formula <paramref name="formula"/> from the test repository and waits until every unit runs.</summary>
     protected async Task<IReadOnlyList<string>> DeployAsync(string formula, int units, string? service = null)
     {
-        var reply = await Env.AskAsync<object>(new ServiceRequests.DeployService(service ?? formula, formula, Repository, units));
+        var reply = await Env.DeployAsync(service ?? formula, formula, Repository, units);
         var deployed = Assert.IsType<ServiceReplies.ServiceDeployed>(reply);
         await WaitForUnitsAsync(deployed.Units, u => u.State == UnitPhase.Running, "units to run");
         return deployed.Units;

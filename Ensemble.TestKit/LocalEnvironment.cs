@@ -35,8 +35,14 @@ public sealed record LocalEnvironmentOptions
     /// <summary>Extra actor system configuration when the environment creates its own system.</summary>
     public Config? SystemConfig { get; init; }
 
-    /// <summary>Wraps the formula storage the agents download from, e.g. to inject failing or corrupt downloads.</summary>
-    public Func<IFormulaStorage, IFormulaStorage>? AgentStorage { get; init; }
+    /// <summary>Wraps the formula source the agents download from, e.g. to inject failing or corrupt downloads.</summary>
+    public Func<IFormulaSource, IFormulaSource>? AgentStorage { get; init; }
+
+    /// <summary>
+    /// Agents fetch bundles from the controller's bundle server (found through the store, in chunks) as agents on
+    /// other nodes do, instead of reading the formula storage directory.
+    /// </summary>
+    public bool FetchFromBundleServer { get; init; }
 
     /// <summary>Hooks to fail or time out on demand, on every machine.</summary>
     public HookFaults? HookFaults { get; init; }
@@ -48,9 +54,11 @@ public sealed record LocalEnvironmentOptions
 /// them (<see cref="EnsembleWiring"/>), with faults to inject: failing or corrupt downloads
 /// (<see cref="LocalEnvironmentOptions.AgentStorage"/>), failing hooks (<see cref="HookFaults"/>), agent
 /// crashes at a chosen step (<see cref="LocalEnvironmentOptions.Faults"/>), a machine lost
-/// (<see cref="LoseMachineAsync"/>) and a store outage (<see cref="StoreOutage"/>).
+/// (<see cref="LoseMachineAsync"/>) and a store outage (<see cref="StoreOutage"/>). Deploys and upgrades go the way
+/// the ensemble command sends them (<see cref="DeployAsync"/>, <see cref="UpgradeAsync"/>): the repository is read on
+/// the test's side, and the bundle uploaded to the controller in chunks.
 /// </summary>
-public sealed class LocalEnvironment : IAsyncDisposable
+public sealed class LocalEnvironment : IAsyncDisposable, IControllerChannel
 {
     private readonly bool _ownsSystem;
     private readonly bool _ownsDirectory;
@@ -75,6 +83,12 @@ public sealed class LocalEnvironment : IAsyncDisposable
     public IFormulaStorage Storage { get; }
     public TopologyStore Topology { get; private set; } = null!;
     public IActorRef Services { get; private set; } = ActorRefs.Nobody;
+
+    /// <summary>The controller's upload receiver, which the operator's side sends bundles to.</summary>
+    public IActorRef Uploads { get; private set; } = ActorRefs.Nobody;
+
+    /// <summary>The operator's side of deploy and upgrade, as the ensemble command runs it, over this environment.</summary>
+    public ServiceClient Client => new(this, global::System.IO.Path.Combine(Directory, "operator"));
     public IReadOnlyCollection<string> Machines => _machines.Keys;
 
     /// <summary>A fresh directory for an environment; pass it to <see cref="JournalConfig"/> and the options.</summary>
@@ -107,8 +121,10 @@ public sealed class LocalEnvironment : IAsyncDisposable
         _controllerSession = await ConnectAsync();
         Topology = new TopologyStore(_controllerSession, Options.Root);
         await Topology.EnsureLayoutAsync();
+        var controller = new ControllerContext(Topology, Storage, Options.Controller);
+        (Uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, controller, ((FileFormulaStorage)Storage).IncomingDirectory);
         for (var i = 0; i < Options.Machines; i++) await StartMachineAsync($"m{i}");
-        Services = await EnsembleWiring.StartControllerAsync(System, new ControllerContext(Topology, Storage, Options.Controller));
+        Services = await EnsembleWiring.StartControllerAsync(System, controller);
     }
 
     /// <summary>Starts (or starts again) the agent of a machine; its units resume from their state files.</summary>
@@ -117,8 +133,12 @@ public sealed class LocalEnvironment : IAsyncDisposable
         var session = await ConnectAsync();
         var topology = new TopologyStore(session, Options.Root);
         var dataDirectory = UnitPaths.MachineDirectory(Directory, machine);
-        var storage = Options.AgentStorage?.Invoke(Storage) ?? Storage;
-        var context = EnsembleWiring.AgentContextFor(machine, dataDirectory, topology, storage, Options.Agent, IUnitFaults.Around(Options.Faults));
+        IFormulaSource source = Options.FetchFromBundleServer
+            ? new Ensemble.Formulas.Transfer.ControllerFormulaSource(System, new Ensemble.Formulas.Transfer.ControllerDirectory(topology))
+            : Storage;
+        source = Options.AgentStorage?.Invoke(source) ?? source;
+        var context = EnsembleWiring.AgentContextFor(machine, dataDirectory, topology, source, Options.Agent, IUnitFaults.Around(Options.Faults),
+            Akka.Event.Logging.GetLogger(System, $"formula-cache-{machine}"));
         if (Options.HookFaults is { } hookFaults) context = context with { Hooks = hookFaults.Around(context.Hooks) };
         var agent = await EnsembleWiring.StartAgentAsync(System, context, StoreOutage.Unwrap(session));
         _machines[machine] = (context, session, agent);
@@ -193,6 +213,27 @@ public sealed class LocalEnvironment : IAsyncDisposable
 
     public Task<T> AskAsync<T>(ServiceRequests.IServiceCommand command, TimeSpan? timeout = null) =>
         Services.Ask<T>(command, timeout ?? TimeSpan.FromSeconds(60));
+
+    /// <summary>
+    /// Deploys the latest revision of <paramref name="formula"/> from <paramref name="repository"/> as the ensemble
+    /// command does: the answer is ServiceDeployed or CommandRejected.
+    /// </summary>
+    public Task<object> DeployAsync(string service, string formula, string repository, int units) =>
+        Client.DeployAsync(service, formula, repository, units);
+
+    /// <summary>
+    /// Upgrades <paramref name="service"/> as the ensemble command does, from <paramref name="repository"/> (null: the
+    /// one it was deployed from): the answer is UpgradeStarted, UpgradePlanned or CommandRejected.
+    /// </summary>
+    public Task<object> UpgradeAsync(string service, string? repository = null, int? revision = null,
+        IReadOnlyList<string>? units = null, int? maxParallel = null, bool dryRun = false) =>
+        Client.UpgradeAsync(service, repository, revision, units, maxParallel, dryRun);
+
+    Task<object> IControllerChannel.AskServicesAsync(object request, TimeSpan timeout) => Services.Ask<object>(request, timeout);
+
+    Task<object> IControllerChannel.AskUploadsAsync(object request, TimeSpan timeout) => Uploads.Ask<object>(request, timeout);
+
+    void IControllerChannel.TellUploads(object message) => Uploads.Tell(message);
 
     /// <summary>Polls a condition until it holds or the deadline passes.</summary>
     public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan deadline, string what)

@@ -1,29 +1,38 @@
 using System.Formats.Tar;
-using System.IO.Compression;
+using System.Security.Cryptography;
 
 namespace Ensemble.Formulas;
 
 /// <summary>
-/// Unpacks a formula bundle, treating it as hostile. The sha256 is checked before anything is written. Only
-/// directories and regular files are accepted: every link entry (symbolic or hard) is refused, as are devices and
-/// fifos, entry names that are absolute, contain '..' or a backslash, or resolve outside the target. The caps of
-/// <see cref="FormulaLimits"/> that packing checks are checked again here: the bundle's size before anything else,
-/// entry count, path depth and name lengths per entry, and each file's and the total uncompressed size while reading. On refusal whatever this call created in the target is removed and a
-/// <see cref="BundleRejectedException"/> names the entry and the reason. Only rwx mode bits are restored.
-/// A target that exists and is not empty is refused with an <see cref="IOException"/> before anything is written.
+/// Unpacks a formula bundle, treating it as hostile. The sha256 is checked before anything is written, and again over
+/// the bytes actually unpacked, so a file changed between the two reads is refused too. The entry rules and caps are
+/// <see cref="BundleEntries"/>'s; on top of them every path must resolve inside the target. On refusal whatever this
+/// call created in the target is removed and a <see cref="BundleRejectedException"/> names the entry and the reason.
+/// Only rwx mode bits are restored. A target that exists and is not empty is refused with an <see cref="IOException"/>
+/// before anything is written. The bundle is streamed: memory stays at a few buffers whatever its size.
 /// </summary>
 public static class BundleExtractor
 {
-    public static void Extract(byte[] bundle, string expectedSha256, string targetDirectory, FormulaLimits? limits = null)
+    /// <summary>Unpacks the bundle file at <paramref name="bundlePath"/>.</summary>
+    public static void Extract(string bundlePath, string expectedSha256, string targetDirectory, FormulaLimits? limits = null)
+    {
+        using var stream = BundleFiles.OpenRead(bundlePath);
+        Extract(stream, expectedSha256, targetDirectory, limits);
+    }
+
+    /// <summary>Unpacks <paramref name="bundle"/>, a seekable stream read from its start (twice: to check, then to unpack).</summary>
+    public static void Extract(Stream bundle, string expectedSha256, string targetDirectory, FormulaLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(bundle);
         ArgumentNullException.ThrowIfNull(expectedSha256);
+        if (!bundle.CanSeek) throw new ArgumentException("the bundle stream must be seekable: it is checked before it is unpacked", nameof(bundle));
         limits ??= FormulaLimits.Default;
         if (bundle.Length > limits.MaxBundleBytes)
             throw new BundleRejectedException(
                 $"bundle is {FormulaLimits.Size(bundle.Length, limits.MaxBundleBytes)}, over the {FormulaLimits.Size(limits.MaxBundleBytes)} limit for a compressed bundle");
 
-        var actual = FormulaPacker.Sha256Hex(bundle);
+        bundle.Position = 0;
+        var actual = BundleFiles.Sha256Hex(bundle);
         if (!string.Equals(actual, expectedSha256, StringComparison.OrdinalIgnoreCase))
             throw new BundleRejectedException($"bundle sha256 mismatch: expected {expectedSha256}, got {actual}");
 
@@ -37,13 +46,29 @@ public static class BundleExtractor
         Directory.CreateDirectory(target);
         try
         {
-            new Unpacker(target, limits).Run(bundle);
+            bundle.Position = 0;
+            using var hashing = new HashingReadStream(bundle);
+            var unpacker = new Unpacker(target);
+            BundleEntries.Walk(hashing, limits, unpacker);
+            hashing.Drain();
+            var unpacked = hashing.Sha256Hex();
+            if (!string.Equals(unpacked, expectedSha256, StringComparison.OrdinalIgnoreCase))
+                throw new BundleRejectedException($"bundle changed while it was unpacked: expected sha256 {expectedSha256}, got {unpacked}");
+            unpacker.ApplyDirectoryModes();
         }
         catch
         {
             RemoveCreated(target, existed);
             throw;
         }
+    }
+
+    /// <summary>Unpacks a bundle held in memory (tests and small tools); the product unpacks files.</summary>
+    public static void Extract(byte[] bundle, string expectedSha256, string targetDirectory, FormulaLimits? limits = null)
+    {
+        ArgumentNullException.ThrowIfNull(bundle);
+        using var stream = new MemoryStream(bundle, writable: false);
+        Extract(stream, expectedSha256, targetDirectory, limits);
     }
 
     // The target was new or empty, so everything in it is ours to remove.
@@ -59,175 +84,90 @@ public static class BundleExtractor
         foreach (var file in Directory.EnumerateFiles(target)) File.Delete(file);
     }
 
-    /// <summary>One extraction run: keeps the counters and the directory modes to apply last.</summary>
-    private sealed class Unpacker(string target, FormulaLimits limits)
+    /// <summary>Writes what the walk accepts; keeps the directory modes to apply last.</summary>
+    private sealed class Unpacker(string target) : IBundleVisitor
     {
         private readonly List<(string Path, UnixFileMode Mode)> directoryModes = [];
-        private long totalBytes;
-        private int entries;
 
-        public void Run(byte[] bundle)
+        public void Directory(TarEntry entry, string relativePath, UnixFileMode mode)
         {
-            try
-            {
-                using var gzip = new GZipStream(new MemoryStream(bundle, writable: false), CompressionMode.Decompress);
-                // Headers and padding are bounded too, so a bomb made of metadata cannot run forever.
-                using var bounded = new BoundedReadStream(gzip, limits.MaxTotalBytes + (limits.MaxEntries + 4L) * 8192);
-                using var reader = new TarReader(bounded);
-                while (reader.GetNextEntry(copyData: false) is { } entry)
-                    Unpack(entry);
-            }
-            catch (InvalidDataException e)
-            {
-                throw new BundleRejectedException($"bundle is not a valid gzipped tar archive: {e.Message}");
-            }
-            catch (Exception e) when (e is FormatException or EndOfStreamException)
-            {
-                throw new BundleRejectedException($"bundle is not a valid gzipped tar archive: {e.Message}");
-            }
-
-            // Applied last so a read-only directory does not stop its own contents from being written.
-            for (var i = directoryModes.Count - 1; i >= 0; i--)
-                UnixModes.Set(directoryModes[i].Path, directoryModes[i].Mode);
+            if (relativePath.Length == 0) return;
+            var dir = Resolve(entry, relativePath);
+            System.IO.Directory.CreateDirectory(dir);
+            directoryModes.Add((dir, mode));
         }
 
-        private void Unpack(TarEntry entry)
+        public void File(TarEntry entry, string relativePath, UnixFileMode mode, Stream content)
         {
-            if (++entries > limits.MaxEntries)
-                throw Reject(entry, $"more than {FormulaLimits.Count(limits.MaxEntries)} entries, the limit for a formula");
-
-            switch (entry.EntryType)
-            {
-                case TarEntryType.GlobalExtendedAttributes:
-                    return;
-                case TarEntryType.Directory:
-                    var dir = Resolve(entry);
-                    if (dir == target) return;
-                    CreateDirectory(entry, dir);
-                    directoryModes.Add((dir, entry.Mode & UnixModes.PermissionMask));
-                    return;
-                case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
-                    WriteFile(entry, Resolve(entry));
-                    return;
-                case TarEntryType.SymbolicLink or TarEntryType.HardLink:
-                    throw Reject(entry, "links are not allowed in formula bundles");
-                case TarEntryType.CharacterDevice or TarEntryType.BlockDevice or TarEntryType.Fifo:
-                    throw Reject(entry, "device and fifo entries are not allowed");
-                default:
-                    throw Reject(entry, $"unsupported entry type {entry.EntryType}");
-            }
-        }
-
-        private string Resolve(TarEntry entry)
-        {
-            var name = entry.Name;
-            if (name.Length == 0 || name.Contains('\0'))
-                throw Reject(entry, "empty or malformed name");
-            if (name.StartsWith('/') || Path.IsPathRooted(name))
-                throw Reject(entry, "absolute path");
-            if (name.Contains('\\'))
-                throw Reject(entry, "backslash in name");
-
-            var segments = name.Split('/', StringSplitOptions.RemoveEmptyEntries);
-            if (segments.Contains(".."))
-                throw Reject(entry, "'..' segment");
-            var relative = string.Join('/', segments.Where(s => s != "."));
-            if (relative.Length == 0) return target;
-            if (FormulaTree.PathProblems(relative, limits).FirstOrDefault() is { } problem)
-                throw Reject(entry, problem.Message);
-
-            var full = Path.GetFullPath(Path.Combine(target, relative));
-            if (!full.StartsWith(target + Path.DirectorySeparatorChar, StringComparison.Ordinal))
-                throw Reject(entry, "resolves outside the target directory");
-            return full;
-        }
-
-        private void CreateDirectory(TarEntry entry, string path)
-        {
-            if (File.Exists(path)) throw Reject(entry, "a file of that name was already extracted");
-            Directory.CreateDirectory(path);
-        }
-
-        private void WriteFile(TarEntry entry, string path)
-        {
-            if (path == target) throw Reject(entry, "a file cannot replace the target directory");
-            if (entry.Length > limits.MaxFileBytes)
-                throw Reject(entry, FileTooLarge(entry.Length));
-            if (entry.Length > limits.MaxTotalBytes - totalBytes)
-                throw Reject(entry, TotalTooLarge());
-
-            var parent = Path.GetDirectoryName(path)!;
-            if (File.Exists(parent)) throw Reject(entry, "its parent was extracted as a file");
-            Directory.CreateDirectory(parent);
-
+            var path = Resolve(entry, relativePath);
+            System.IO.Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
             FileStream output;
             try
             {
                 // CreateNew: a duplicate entry must not overwrite, nor follow, what is already there.
-                output = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+                output = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1);
             }
             catch (IOException e)
             {
-                throw Reject(entry, $"cannot create file ({e.Message})");
+                throw BundleEntries.Reject(entry, $"cannot create file ({e.Message})");
             }
-
             using (output)
             {
-                if (entry.DataStream is { } data) Copy(entry, data, output);
+                var buffer = new byte[BundleFiles.BufferSize];
+                int read;
+                while ((read = content.Read(buffer)) > 0) output.Write(buffer, 0, read);
             }
-            UnixModes.Set(path, entry.Mode & UnixModes.PermissionMask);
+            UnixModes.Set(path, mode);
         }
 
-        // Counts the bytes actually read; the header's size is not trusted.
-        private void Copy(TarEntry entry, Stream data, Stream output)
+        // Applied last so a read-only directory does not stop its own contents from being written.
+        public void ApplyDirectoryModes()
         {
-            var buffer = new byte[81920];
-            long fileBytes = 0;
-            int read;
-            while ((read = data.Read(buffer)) > 0)
-            {
-                totalBytes += read;
-                fileBytes += read;
-                if (fileBytes > limits.MaxFileBytes)
-                    throw Reject(entry, FileTooLarge(fileBytes));
-                if (totalBytes > limits.MaxTotalBytes)
-                    throw Reject(entry, TotalTooLarge());
-                output.Write(buffer, 0, read);
-            }
+            for (var i = directoryModes.Count - 1; i >= 0; i--)
+                UnixModes.Set(directoryModes[i].Path, directoryModes[i].Mode);
         }
 
-        private string FileTooLarge(long size) =>
-            $"{FormulaLimits.Size(size, limits.MaxFileBytes)} is over the {FormulaLimits.Size(limits.MaxFileBytes)} limit for one file in a formula";
-
-        private string TotalTooLarge() =>
-            $"uncompressed size exceeds {FormulaLimits.Size(limits.MaxTotalBytes)}, the limit for a formula";
-
-        private static BundleRejectedException Reject(TarEntry entry, string reason) =>
-            new($"bundle entry '{entry.Name}' refused: {reason}");
+        // The walk has refused '..' and absolute names already; this is the last line of defence.
+        private string Resolve(TarEntry entry, string relativePath)
+        {
+            var full = System.IO.Path.GetFullPath(System.IO.Path.Combine(target, relativePath));
+            if (!full.StartsWith(target + System.IO.Path.DirectorySeparatorChar, StringComparison.Ordinal))
+                throw BundleEntries.Reject(entry, "resolves outside the target directory");
+            return full;
+        }
     }
 }
 
-/// <summary>A read-only stream that refuses to yield more than a fixed number of bytes.</summary>
-internal sealed class BoundedReadStream(Stream inner, long limit) : Stream
+/// <summary>Hashes every byte read through it; <see cref="Drain"/> reads the rest so the hash covers the whole stream.</summary>
+internal sealed class HashingReadStream(Stream inner) : Stream
 {
-    private long consumed;
+    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+
+    public long BytesRead { get; private set; }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
         var read = inner.Read(buffer);
-        consumed += read;
-        if (consumed > limit)
-            throw new BundleRejectedException($"bundle decompresses to more than {limit} bytes");
+        _hash.AppendData(buffer[..read]);
+        BytesRead += read;
         return read;
     }
+
+    public void Drain()
+    {
+        var buffer = new byte[BundleFiles.BufferSize];
+        while (Read(buffer) > 0) { }
+    }
+
+    public string Sha256Hex() => BundleFiles.Hex(_hash);
 
     public override bool CanRead => true;
     public override bool CanSeek => false;
     public override bool CanWrite => false;
     public override long Length => throw new NotSupportedException();
-    public override long Position { get => consumed; set => throw new NotSupportedException(); }
+    public override long Position { get => BytesRead; set => throw new NotSupportedException(); }
     public override void Flush() { }
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
@@ -235,7 +175,7 @@ internal sealed class BoundedReadStream(Stream inner, long limit) : Stream
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) inner.Dispose();
+        if (disposing) _hash.Dispose();
         base.Dispose(disposing);
     }
 }

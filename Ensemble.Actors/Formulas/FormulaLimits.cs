@@ -21,15 +21,18 @@ public sealed record FormulaLimits
     /// <summary>All files of a formula added up, uncompressed: what unpacking may write to an agent's disk.</summary>
     public long MaxTotalBytes { get; init; } = 256 * MiB;
 
-    /// <summary>One file: hooks, templates and small tools are kilobytes; anything bigger is fetched by a hook.</summary>
-    public long MaxFileBytes { get; init; } = 64 * MiB;
+    /// <summary>
+    /// One file: hooks and templates are kilobytes, but a formula may carry a tool or a data set of a hundred MB;
+    /// anything bigger is better fetched by a hook.
+    /// </summary>
+    public long MaxFileBytes { get; init; } = 128 * MiB;
 
     /// <summary>
-    /// The packed (gzipped) bundle. Bundles travel and are cached as whole byte arrays (FormulaBundle.Bytes, storage
-    /// and the machines' formula cache), on the controller and on every agent at once, so this is what one deploy
-    /// or upgrade may hold in memory per copy.
+    /// The packed (gzipped) bundle: what an upload and every agent's download move and every machine's cache keeps
+    /// on disk. Bundles are files streamed in chunks, never held whole in memory, so this bounds disk and transfer
+    /// time, not memory; it is the total cap, as incompressible content packs to about its own size.
     /// </summary>
-    public long MaxBundleBytes { get; init; } = 64 * MiB;
+    public long MaxBundleBytes { get; init; } = 256 * MiB;
 
     /// <summary>Levels of directories below the formula's top directory; a file at the top is one level deep.</summary>
     public int MaxPathDepth { get; init; } = 32;

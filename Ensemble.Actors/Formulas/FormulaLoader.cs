@@ -77,19 +77,24 @@ public static class FormulaLoader
     }
 
     // Hooks come from the same walk that packing uses; links and fifos in hooks/ are reported by the tree check.
-    private static List<string> ReadHooks(FormulaTreeScan scan, FormulaLimits limits, List<FormulaProblem> problems)
+    private static List<string> ReadHooks(FormulaTreeScan scan, FormulaLimits limits, List<FormulaProblem> problems) =>
+        ReadHooks(scan.Entries.Select(e => (e.RelativePath, e.Kind == FormulaTreeEntryKind.File, (Func<UnixFileMode>)(() => UnixModes.Get(e.FullPath)))),
+            limits, problems);
+
+    /// <summary>The hooks among a formula's entries (path, is a regular file, its mode): each executable, not too many.</summary>
+    internal static List<string> ReadHooks(IEnumerable<(string RelativePath, bool IsFile, Func<UnixFileMode> Mode)> entries, FormulaLimits limits, List<FormulaProblem> problems)
     {
         var hooks = new List<string>();
         var prefix = HooksDirectory + "/";
-        foreach (var entry in scan.Entries)
+        foreach (var entry in entries)
         {
-            if (entry.RelativePath == HooksDirectory && entry.Kind == FormulaTreeEntryKind.File)
+            if (entry.RelativePath == HooksDirectory && entry.IsFile)
                 problems.Add(new FormulaProblem(HooksDirectory, "type", "hooks must be a directory of executables, not a file; move it aside and create hooks/"));
-            if (entry.Kind != FormulaTreeEntryKind.File || !entry.RelativePath.StartsWith(prefix, StringComparison.Ordinal)
+            if (!entry.IsFile || !entry.RelativePath.StartsWith(prefix, StringComparison.Ordinal)
                 || entry.RelativePath.IndexOf('/', prefix.Length) >= 0)
                 continue;
             var name = entry.RelativePath[prefix.Length..];
-            if (UnixModes.IsExecutable(UnixModes.Get(entry.FullPath)))
+            if (UnixModes.IsExecutable(entry.Mode()))
                 hooks.Add(name);
             else
                 problems.Add(new FormulaProblem(entry.RelativePath, "mode",
@@ -145,9 +150,28 @@ internal static class MetadataReader
 
     public static FormulaMetadata? Read(string directory, FormulaLimits limits, List<FormulaProblem> problems, out string? declaredName)
     {
-        declaredName = null;
         var path = Path.Combine(directory, File);
         var root = ReadYaml(path, File, limits, problems, out var failed, out var missing);
+        return FromYaml(root, failed, missing, Path.GetFileName(directory), () => LegacyRevision(directory, limits, problems), limits, problems, out declaredName);
+    }
+
+    /// <summary>The legacy revision file of a formula directory: (false, null) when there is none, (true, null) when it was refused.</summary>
+    private static (bool Present, byte[]? Bytes) LegacyRevision(string directory, FormulaLimits limits, List<FormulaProblem> problems)
+    {
+        var legacy = Path.Combine(directory, FormulaLoader.RevisionFile);
+        if (FormulaLoader.KindOf(legacy) != FileKind.Regular) return (false, null);
+        return (true, FormulaYaml.ReadBounded(legacy, FormulaLoader.RevisionFile, limits.MaxRevisionFileBytes, "the limit for the revision file", problems));
+    }
+
+    /// <summary>
+    /// Validates a parsed metadata.yaml, wherever it came from (a directory, or a bundle being inspected).
+    /// <paramref name="directoryName"/>, when given, is what the name must equal; <paramref name="legacyRevision"/>
+    /// reads the legacy revision file when metadata.yaml has none.
+    /// </summary>
+    public static FormulaMetadata? FromYaml(YamlNode? root, bool failed, bool missing, string? directoryName,
+        Func<(bool Present, byte[]? Bytes)> legacyRevision, FormulaLimits limits, List<FormulaProblem> problems, out string? declaredName)
+    {
+        declaredName = null;
         if (missing)
         {
             problems.Add(new FormulaProblem(File, "(file)", $"{File} is missing; create it with at least 'name:' and 'revision:'"));
@@ -162,9 +186,9 @@ internal static class MetadataReader
         }
 
         var start = problems.Count;
-        var name = ReadName(map, Path.GetFileName(directory), limits, problems);
+        var name = ReadName(map, directoryName, limits, problems);
         declaredName = name;
-        var revision = ReadRevision(map, directory, limits, problems);
+        var revision = ReadRevision(map, legacyRevision, limits, problems);
         var summary = ReadText(map, "summary", problems);
         var description = ReadText(map, "description", problems);
         var provides = ReadRelations(map, "provides", problems);
@@ -198,7 +222,7 @@ internal static class MetadataReader
         }
     }
 
-    private static string? ReadName(YamlMappingNode map, string directoryName, FormulaLimits limits, List<FormulaProblem> problems)
+    private static string? ReadName(YamlMappingNode map, string? directoryName, FormulaLimits limits, List<FormulaProblem> problems)
     {
         var node = YamlDocument.Get(map, "name");
         if (YamlDocument.IsNull(node) || node is not YamlScalarNode { Value: { Length: > 0 } name } || string.IsNullOrWhiteSpace(name))
@@ -208,13 +232,13 @@ internal static class MetadataReader
         }
         if (FormulaLoader.NameProblem(name, limits) is { } invalid)
             problems.Add(new FormulaProblem(File, "name", invalid));
-        else if (name != directoryName)
+        else if (directoryName is not null && name != directoryName)
             problems.Add(new FormulaProblem(File, "name", $"name '{name}' differs from the directory name '{FormulaLoader.Shown(directoryName)}'; rename one to match"));
         return name;
     }
 
     // metadata.yaml wins over the legacy revision file when both are present.
-    private static int ReadRevision(YamlMappingNode map, string directory, FormulaLimits limits, List<FormulaProblem> problems)
+    private static int ReadRevision(YamlMappingNode map, Func<(bool Present, byte[]? Bytes)> legacyRevision, FormulaLimits limits, List<FormulaProblem> problems)
     {
         var node = YamlDocument.Get(map, "revision");
         if (!YamlDocument.IsNull(node))
@@ -234,10 +258,9 @@ internal static class MetadataReader
             }
         }
 
-        var legacy = Path.Combine(directory, FormulaLoader.RevisionFile);
-        if (FormulaLoader.KindOf(legacy) == FileKind.Regular)
+        var (present, bytes) = legacyRevision();
+        if (present)
         {
-            var bytes = FormulaYaml.ReadBounded(legacy, FormulaLoader.RevisionFile, limits.MaxRevisionFileBytes, "the limit for the revision file", problems);
             if (bytes is null) return 0;
             var text = FormulaYaml.Decode(bytes, FormulaLoader.RevisionFile, problems);
             if (text is null) return 0;
@@ -312,8 +335,14 @@ internal static class ConfigReader
 
     public static List<ConfigOption> Read(string directory, FormulaLimits limits, List<FormulaProblem> problems)
     {
-        var options = new List<ConfigOption>();
         var root = MetadataReader.ReadYaml(Path.Combine(directory, File), File, limits, problems, out var failed, out _);
+        return FromYaml(root, failed, limits, problems);
+    }
+
+    /// <summary>Validates a parsed config.yaml, wherever it came from; an absent one (null) declares no options.</summary>
+    public static List<ConfigOption> FromYaml(YamlNode? root, bool failed, FormulaLimits limits, List<FormulaProblem> problems)
+    {
+        var options = new List<ConfigOption>();
         if (failed || root is null) return options;
         if (root is not YamlMappingNode map)
         {

@@ -10,7 +10,8 @@ namespace Ensemble.Formulas;
 /// Entries are sorted by ordinal '/'-separated name (directories included, named with a trailing '/'), with mtime
 /// at the Unix epoch, uid/gid 0, empty owner names and the rwx bits of each file. A <c>.git</c> directory is
 /// skipped. The tree is checked against <see cref="FormulaLimits"/> from file sizes before any file is read; files
-/// are streamed, never loaded whole, and the bundle is built in memory no larger than the bundle cap.
+/// are streamed, never loaded whole, and the bundle is written to a file while it is hashed, so packing costs a few
+/// buffers of memory whatever the formula's size.
 /// </summary>
 public static class FormulaPacker
 {
@@ -23,10 +24,53 @@ public static class FormulaPacker
     /// </summary>
     private const int CompressorChunk = 1024 * 1024;
 
-    /// <summary>Packs <paramref name="formula"/> as it is on disk now; <paramref name="revisionOverride"/> changes only the archived revision.</summary>
+    /// <summary>
+    /// Packs <paramref name="formula"/> as it is on disk now into a new file in <paramref name="directory"/> (the
+    /// system's temporary directory when null); <paramref name="revisionOverride"/> changes only the archived
+    /// revision. The returned bundle owns its file: dispose it to delete the file.
+    /// </summary>
     /// <exception cref="FormulaValidationException">The formula breaks a limit or holds what a formula may not (links, fifos).</exception>
     /// <exception cref="RepositoryAccessException">A file or directory of the formula cannot be read.</exception>
-    public static FormulaBundle Pack(Formula formula, int? revisionOverride = null, FormulaLimits? limits = null)
+    public static FormulaBundle Pack(Formula formula, int? revisionOverride = null, FormulaLimits? limits = null, string? directory = null)
+    {
+        var (id, scan, rewrite, checkedLimits) = Prepare(formula, revisionOverride, limits);
+        var path = BundleFiles.TempPath(directory ?? Path.GetTempPath(), "ensemble-bundle-", ".tar.gz");
+        try
+        {
+            FileStream file;
+            try
+            {
+                file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new IOException($"cannot write the packed formula {path}: {RepositoryAccessException.Reason(e)}; make the temporary directory writable and check the disk has room", e);
+            }
+            (string Sha256, long Size) packed;
+            using (file)
+            {
+                packed = Build(formula.Directory, scan.Entries, rewrite, checkedLimits, file);
+            }
+            return new FormulaBundle(id, path, packed.Sha256, packed.Size, ownsFile: true);
+        }
+        catch
+        {
+            File.Delete(path);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The sha256 <see cref="Pack"/> would give, without writing the bundle anywhere: how the author's edit loop
+    /// compares a repository's content with what is deployed.
+    /// </summary>
+    public static string Hash(Formula formula, int? revisionOverride = null, FormulaLimits? limits = null)
+    {
+        var (_, scan, rewrite, checkedLimits) = Prepare(formula, revisionOverride, limits);
+        return Build(formula.Directory, scan.Entries, rewrite, checkedLimits, sink: null).Sha256;
+    }
+
+    private static (FormulaId Id, FormulaTreeScan Scan, int? Rewrite, FormulaLimits Limits) Prepare(Formula formula, int? revisionOverride, FormulaLimits? limits)
     {
         ArgumentNullException.ThrowIfNull(formula);
         limits ??= FormulaLimits.Default;
@@ -43,17 +87,15 @@ public static class FormulaPacker
 
         // Rewriting an equal revision could still change its spelling ("03", quotes) and thereby the hash; leave it alone.
         var rewrite = revisionOverride is { } r && r != formula.Metadata.Revision ? revisionOverride : null;
-        var bytes = Build(formula.Directory, scan.Entries, rewrite, limits);
-        var id = new FormulaId(formula.Metadata.Name, revisionOverride ?? formula.Metadata.Revision);
-        return new FormulaBundle(id, bytes, Sha256Hex(bytes));
+        return (new FormulaId(formula.Metadata.Name, revisionOverride ?? formula.Metadata.Revision), scan, rewrite, limits);
     }
 
     /// <summary>Lowercase hex sha256, the form every bundle key uses.</summary>
-    public static string Sha256Hex(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
+    public static string Sha256Hex(byte[] bytes) => BundleFiles.Sha256Hex(bytes);
 
-    private static byte[] Build(string directory, List<FormulaTreeEntry> entries, int? revision, FormulaLimits limits)
+    private static (string Sha256, long Size) Build(string directory, List<FormulaTreeEntry> entries, int? revision, FormulaLimits limits, Stream? sink)
     {
-        var output = new CappedBuffer(limits.MaxBundleBytes);
+        using var output = new BundleSink(sink, limits.MaxBundleBytes);
         var gzip = new GZipStream(output, CompressionLevel.Optimal, leaveOpen: true);
         var chunks = new ChunkingStream(gzip, CompressorChunk);
         var writer = new TarWriter(chunks, TarEntryFormat.Ustar, leaveOpen: true);
@@ -78,10 +120,14 @@ public static class FormulaPacker
             gzip.Dispose();
             finished = true;
         }
-        catch (CappedBuffer.FullException)
+        catch (BundleSink.FullException)
         {
             throw new FormulaValidationException(directory, [new FormulaProblem("(bundle)", "size",
                 $"the packed formula is over the {FormulaLimits.Size(limits.MaxBundleBytes)} limit for a compressed bundle; keep large or incompressible files (archives, media, binaries) out of it and have a hook fetch them")]);
+        }
+        catch (BundleSink.SinkException e)
+        {
+            throw (IOException)e.InnerException!;
         }
         catch (Exception e) when (e is (IOException or UnauthorizedAccessException) and not RepositoryAccessException)
         {
@@ -91,19 +137,14 @@ public static class FormulaPacker
         {
             if (!finished)
             {
-                // Closing after a failure writes too; into a discarded buffer, so it cannot replace the real error.
+                // Closing after a failure writes too; into a discarded sink, so it cannot replace the real error.
                 output.Discard();
                 chunks.Discard();
                 writer.Dispose();
                 gzip.Dispose();
             }
         }
-
-        // The gzip header carries an mtime and an OS byte outside the CRC; pin both so hosts agree on the bytes.
-        var bytes = output.ToArray();
-        bytes[4] = bytes[5] = bytes[6] = bytes[7] = 0;
-        bytes[9] = 3;
-        return bytes;
+        return (output.Finish(), output.Length);
     }
 
     private static UstarTarEntry NewEntry(TarEntryType type, FormulaTreeEntry entry)
@@ -259,58 +300,76 @@ public static class FormulaPacker
     }
 
     /// <summary>
-    /// Collects the compressed bundle in small segments (kept off the large object heap) and refuses to hold more
-    /// than the cap, so a hostile formula costs at most the cap before it is refused.
+    /// Where the compressed bundle goes: it pins the gzip header's mtime and OS bytes (outside the CRC, so hosts agree
+    /// on the bytes), hashes what passes, refuses to pass more than the cap, and writes it on to the bundle's file
+    /// (or nowhere, when only the hash is wanted). Memory: none beyond the caller's buffers.
     /// </summary>
-    private sealed class CappedBuffer(long cap) : Stream
+    private sealed class BundleSink(Stream? inner, long cap) : Stream
     {
-        private const int SegmentSize = 64 * 1024;
-        private readonly List<byte[]> segments = [];
-        private long length;
-        private bool discarded;
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private long _length;
+        private bool _discarded;
 
         public sealed class FullException() : Exception("bundle cap reached");
 
-        public void Discard()
-        {
-            discarded = true;
-            segments.Clear();
-        }
+        /// <summary>Writing the bundle's file failed; kept apart from failures to read the formula.</summary>
+        public sealed class SinkException(IOException inner) : Exception(inner.Message, inner);
+
+        public void Discard() => _discarded = true;
+
+        public string Finish() => BundleFiles.Hex(_hash);
 
         public override void Write(byte[] source, int offset, int count) => Write(source.AsSpan(offset, count));
 
         public override void Write(ReadOnlySpan<byte> source)
         {
-            if (discarded) return;
-            if (length + source.Length > cap) throw new FullException();
-            while (source.Length > 0)
+            if (_discarded) return;
+            if (_length + source.Length > cap) throw new FullException();
+            if (_length < HeaderEnd)
             {
-                var used = (int)(length % SegmentSize);
-                if (used == 0) segments.Add(new byte[SegmentSize]);
-                var n = Math.Min(source.Length, SegmentSize - used);
-                source[..n].CopyTo(segments[^1].AsSpan(used));
-                length += n;
-                source = source[n..];
+                // The header is the first ten bytes the compressor writes; patch a copy of them.
+                Span<byte> head = stackalloc byte[(int)Math.Min(source.Length, HeaderEnd - _length)];
+                source[..head.Length].CopyTo(head);
+                for (var i = 0; i < head.Length; i++)
+                {
+                    var position = _length + i;
+                    if (position is >= 4 and <= 7) head[i] = 0;
+                    else if (position == 9) head[i] = 3;
+                }
+                Pass(head);
+                source = source[head.Length..];
+            }
+            if (source.Length > 0) Pass(source);
+        }
+
+        private const long HeaderEnd = 10;
+
+        private void Pass(ReadOnlySpan<byte> bytes)
+        {
+            _hash.AppendData(bytes);
+            _length += bytes.Length;
+            try
+            {
+                inner?.Write(bytes);
+            }
+            catch (IOException e)
+            {
+                throw new SinkException(e);
             }
         }
 
-        public byte[] ToArray()
+        protected override void Dispose(bool disposing)
         {
-            var bytes = new byte[length];
-            for (var i = 0; i < segments.Count; i++)
-            {
-                var offset = (long)i * SegmentSize;
-                segments[i].AsSpan(0, (int)Math.Min(SegmentSize, length - offset)).CopyTo(bytes.AsSpan((int)offset));
-            }
-            return bytes;
+            if (disposing) _hash.Dispose();
+            base.Dispose(disposing);
         }
 
         public override void Flush() { }
         public override bool CanRead => false;
         public override bool CanSeek => false;
         public override bool CanWrite => true;
-        public override long Length => length;
-        public override long Position { get => length; set => throw new NotSupportedException(); }
+        public override long Length => _length;
+        public override long Position { get => _length; set => throw new NotSupportedException(); }
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();

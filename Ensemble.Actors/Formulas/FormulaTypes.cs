@@ -62,8 +62,39 @@ public sealed class FormulaValidationException(string directory, IReadOnlyList<F
     public IReadOnlyList<FormulaProblem> Problems { get; } = problems;
 }
 
-/// <summary>A formula packed for storage and transfer: deterministic bytes and their sha256 (lowercase hex).</summary>
-public sealed record FormulaBundle(FormulaId Id, byte[] Bytes, string Sha256);
+/// <summary>
+/// A formula packed for storage and transfer: a file of deterministic bytes, their sha256 (lowercase hex) and size.
+/// Bundles are files, never byte arrays, so a formula of hundreds of MiB costs a buffer of memory, not its size.
+/// Disposing deletes the file when the bundle owns it (a packer's or an upload's temporary file).
+/// </summary>
+public sealed class FormulaBundle(FormulaId id, string path, string sha256, long size, bool ownsFile = false) : IDisposable
+{
+    public FormulaId Id { get; } = id;
+
+    /// <summary>The bundle's file.</summary>
+    public string Path { get; } = path;
+
+    public string Sha256 { get; } = sha256;
+
+    public long Size { get; } = size;
+
+    /// <summary>True when the file is this bundle's own temporary file: storage may move it instead of copying it.</summary>
+    public bool OwnsFile { get; } = ownsFile;
+
+    public FormulaRef Ref => new(Id, Sha256);
+
+    /// <summary>Reads the file sequentially.</summary>
+    public FileStream OpenRead() => BundleFiles.OpenRead(Path);
+
+    public void Dispose()
+    {
+        if (!OwnsFile) return;
+        try { File.Delete(Path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* a temporary file; the directory is cleaned up anyway */ }
+    }
+
+    public override string ToString() => $"{Id} ({Size} bytes, sha256 {Sha256[..Math.Min(12, Sha256.Length)]})";
+}
 
 /// <summary>An archive was refused before or while unpacking; nothing outside the target was touched.</summary>
 public sealed class BundleRejectedException(string reason) : Exception(reason);

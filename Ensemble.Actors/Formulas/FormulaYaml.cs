@@ -92,7 +92,7 @@ public static class FormulaYaml
         }
     }
 
-    private static FormulaProblem OverSize(string file, long size, long max, string limitName) =>
+    internal static FormulaProblem OverSize(string file, long size, long max, string limitName) =>
         new(file, "size", $"{file} is {FormulaLimits.Size(size, max)}, over {limitName} ({FormulaLimits.Size(max)}); shorten it");
 
     private static string Describe(FileKind kind) => kind switch

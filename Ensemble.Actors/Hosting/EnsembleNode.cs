@@ -188,7 +188,11 @@ public sealed class EnsembleNode : IAsyncDisposable
         {
             var session = await OpenAsync(sessionTimeout, resumable: true);
             var settings = EnsembleConfig.AgentSettings(config);
-            var context = EnsembleWiring.AgentContextFor(Options.Machine, Options.MachineDirectory, new TopologyStore(session, root), storage, settings);
+            var topology = new TopologyStore(session, root);
+            // Beside a controller the storage is right here; anywhere else bundles come from a controller's bundle server.
+            IFormulaSource source = Options.IsController ? storage : new Formulas.Transfer.ControllerFormulaSource(System, new Formulas.Transfer.ControllerDirectory(topology));
+            var context = EnsembleWiring.AgentContextFor(Options.Machine, Options.MachineDirectory, topology, source, settings,
+                log: Akka.Event.Logging.GetLogger(System, "formula-cache"));
             MachineAgent = await EnsembleWiring.StartAgentAsync(System, context, session);
             var agent = MachineAgent;
             // A normal stop, and a node the cluster downs, let every unit finish the step it is in and begin no other.
@@ -218,6 +222,10 @@ public sealed class EnsembleNode : IAsyncDisposable
             receptionist.RegisterService(proxy);
             receptionist.RegisterService(registry);
             new ConnectionFile(ConnectionFile.CurrentFormat, Options.Environment, [$"{Address.Host}:{Address.Port}"]).Write(Options.ConnectionFilePath);
+
+            // Formulas travel: uploads from the operator in, bundles out to agents on other nodes.
+            var (uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, context, storage.IncomingDirectory);
+            receptionist.RegisterService(uploads);
         }
 
         _ = System.WhenTerminated.ContinueWith(_ => CloseStore(), TaskScheduler.Default);

@@ -1,5 +1,7 @@
 using Ensemble.Coordination;
 using Akka.Actor;
+using Ensemble.Formulas;
+using Ensemble.Formulas.Transfer;
 using Ensemble.Services;
 using Ensemble.Units;
 
@@ -15,11 +17,31 @@ public static class EnsembleWiring
         return system.ActorOf(ServiceManager.Props(context), name);
     }
 
-    /// <summary>What the unit agents of one machine share: its directory, its formula cache and hook runner.</summary>
+    /// <summary>
+    /// Starts the controller's side of bundle transfer: the upload receiver (<c>/user/formula-uploads</c>, for the
+    /// operator's uploads through the receptionist) and the bundle server (<c>/user/formula-bundles</c>, for agents),
+    /// announced to agents by an ephemeral record in the store.
+    /// </summary>
+    public static async Task<(IActorRef Uploads, IActorRef Bundles)> StartFormulaTransferAsync(ActorSystem system, ControllerContext context, string incomingDirectory)
+    {
+        var uploads = system.ActorOf(UploadReceiver.Props(context.Storage, incomingDirectory, context.FormulaLimits), BundleTransfer.UploadsActorName);
+        var bundles = system.ActorOf(BundleServer.Props(context.Storage), BundleTransfer.BundlesActorName);
+        var address = ((ExtendedActorSystem)system).Provider.DefaultAddress;
+        var node = address.Host is { } host && address.Port is { } port ? $"{host}:{port}" : "local";
+        await new ControllerDirectory(context.Topology).RegisterAsync(new ControllerPresence(node, bundles.Path.ToStringWithAddress(address)));
+        return (uploads, bundles);
+    }
+
+    /// <summary>
+    /// What the unit agents of one machine share: its directory, its formula cache (fetching from
+    /// <paramref name="source"/>: the controller's storage itself on a controller node, its bundle server elsewhere),
+    /// and its hook runner. <paramref name="log"/> gets a line per bundle the cache fetched.
+    /// </summary>
     public static AgentContext AgentContextFor(string machine, string machineDirectory, Topology.TopologyStore topology,
-        Formulas.IFormulaStorage storage, AgentSettings settings, IReadOnlyDictionary<UnitStep, Units.Steps.IUnitStep>? steps = null) =>
+        IFormulaSource source, AgentSettings settings, IReadOnlyDictionary<UnitStep, Units.Steps.IUnitStep>? steps = null,
+        Akka.Event.ILoggingAdapter? log = null) =>
         new(machine, machineDirectory, topology,
-            new FormulaCache(storage, Path.Combine(machineDirectory, "formula-cache")),
+            new FormulaCache(source, Path.Combine(machineDirectory, "formula-cache"), log),
             new Hooks.ProcessHookRunner(settings.HookTimeout, settings.MaxParallelHooks), settings, steps ?? Units.Steps.UnitSteps.Standard);
 
     /// <summary>Starts the agent role for one machine; it announces itself and adopts the units placed on it.</summary>

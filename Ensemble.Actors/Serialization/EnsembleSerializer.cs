@@ -34,8 +34,11 @@ public sealed class EnsembleSerializer(ExtendedActorSystem system) : SerializerW
     /// The table is built from our own types at start; the wire only ever chooses among them.
     /// </summary>
     private static IEnumerable<KeyValuePair<string, Type>> WireMessages() =>
-        new[] { typeof(ServiceRequests), typeof(ServiceReplies), typeof(EnvironmentRequests), typeof(EnvironmentReplies), typeof(Units.UnitRequests), typeof(Units.UnitReplies),
-                typeof(Machines.MachineRequests), typeof(Machines.MachineReplies) }
+        new[]
+            {
+                typeof(ServiceRequests), typeof(ServiceReplies), typeof(EnvironmentRequests), typeof(EnvironmentReplies), typeof(Units.UnitRequests), typeof(Units.UnitReplies),
+                typeof(Machines.MachineRequests), typeof(Machines.MachineReplies), typeof(Formulas.Transfer.BundleRequests), typeof(Formulas.Transfer.BundleReplies),
+            }
             .SelectMany(protocol => protocol.GetNestedTypes()
                 .Where(t => t.IsClass && !t.IsAbstract && typeof(IWireMessage).IsAssignableFrom(t))
                 .Select(t => KeyValuePair.Create($"wire.{protocol.Name}.{t.Name}", t)));
@@ -66,15 +69,39 @@ public sealed class EnsembleSerializer(ExtendedActorSystem system) : SerializerW
     {
         Status.Failure failure => JsonSerializer.SerializeToUtf8Bytes(new StatusOnWire(failure.Cause?.GetBaseException().Message), Json),
         Status.Success success => JsonSerializer.SerializeToUtf8Bytes(new StatusOnWire(success.Status?.ToString()), Json),
+        IChunkMessage chunk => ChunkToBinary(chunk),
         _ => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Json),
     };
+
+    /// <summary>A chunk message: the header's length (4 bytes, little-endian), the header as JSON without the data, then the data.</summary>
+    private static byte[] ChunkToBinary(IChunkMessage chunk)
+    {
+        var header = JsonSerializer.SerializeToUtf8Bytes(chunk.WithData([]), chunk.GetType(), Json);
+        var bytes = new byte[4 + header.Length + chunk.Data.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(bytes, header.Length);
+        header.CopyTo(bytes, 4);
+        chunk.Data.CopyTo(bytes, 4 + header.Length);
+        return bytes;
+    }
+
+    private static IChunkMessage ChunkFromBinary(byte[] bytes, Type type, string manifest)
+    {
+        var headerLength = bytes.Length >= 4 ? System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(bytes) : -1;
+        if (headerLength < 0 || headerLength > bytes.Length - 4)
+            throw new SerializationException($"malformed chunk payload for manifest '{manifest}'");
+        var header = JsonSerializer.Deserialize(bytes.AsSpan(4, headerLength), type, Json) as IChunkMessage
+            ?? throw new SerializationException($"empty payload for manifest '{manifest}'");
+        return header.WithData(bytes[(4 + headerLength)..]);
+    }
 
     public override object FromBinary(byte[] bytes, string manifest) => manifest switch
     {
         FailureManifest => new Status.Failure(new WireFailure(Read<StatusOnWire>(bytes, manifest).Message ?? "failed")),
         SuccessManifest => new Status.Success(Read<StatusOnWire>(bytes, manifest).Message),
         _ => TypesByManifest.TryGetValue(manifest, out var type)
-            ? JsonSerializer.Deserialize(bytes, type, Json) ?? throw new SerializationException($"empty payload for manifest '{manifest}'")
+            ? typeof(IChunkMessage).IsAssignableFrom(type)
+                ? ChunkFromBinary(bytes, type, manifest)
+                : JsonSerializer.Deserialize(bytes, type, Json) ?? throw new SerializationException($"empty payload for manifest '{manifest}'")
             : throw new SerializationException($"unknown manifest '{manifest}'"),
     };
 

@@ -18,4 +18,8 @@ public sealed record ControllerSettings(TimeSpan UnitUpgradeDeadline, TimeSpan A
 /// machine whose agent has a presence node counts as started).
 /// </summary>
 public sealed record ControllerContext(TopologyStore Topology, IFormulaStorage Storage, ControllerSettings Settings, string JournalLocation = "the journal",
-    Akka.Actor.IActorRef? Machines = null);
+    Akka.Actor.IActorRef? Machines = null)
+{
+    /// <summary>The caps every formula is held to here, with the revision limit an operator may have set.</summary>
+    public FormulaLimits FormulaLimits => FormulaLimits.Default with { MaxRevision = Settings.RequestLimits.MaxRevision };
+}

@@ -58,7 +58,9 @@ public sealed class ServiceActor : ReceivePersistentActor
 
     private void Ready()
     {
+        Command<PrepareDeploy>(OnPrepareDeploy);
         Command<DeployService>(OnDeploy);
+        Command<PrepareUpgrade>(OnPrepareUpgrade);
         Command<AddUnits>(OnAddUnits);
         Command<DestroyUnit>(OnDestroyUnit);
         Command<UpgradeFormula>(OnUpgrade);
@@ -155,6 +157,10 @@ public sealed class ServiceActor : ReceivePersistentActor
             {
                 return await work(state, replyTo);
             }
+            catch (RequestRefused ex)
+            {
+                return Reject(replyTo, ex.Kind, ex.Message);
+            }
             catch (PlacementRefusedException ex)
             {
                 return new WorkDone([], ex.Rejection, replyTo);
@@ -163,26 +169,13 @@ public sealed class ServiceActor : ReceivePersistentActor
             {
                 return Reject(replyTo, RejectionKind.InvalidFormula, ex.Message);
             }
-            catch (DirectoryNotFoundException ex)
-            {
-                return Reject(replyTo, RejectionKind.NotFound, ex.Message);
-            }
-            catch (RepositoryTooLargeException ex)
-            {
-                return Reject(replyTo, RejectionKind.InvalidInput, ex.Message);
-            }
-            catch (RepositoryAccessException ex)
-            {
-                // The operator's repository cannot be read: as good as not there, and the sentence says why.
-                return Reject(replyTo, RejectionKind.NotFound, ex.Message);
-            }
             catch (BundleRejectedException ex)
             {
                 return Reject(replyTo, RejectionKind.InvalidFormula, ex.Message);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                // Our own I/O errors name the path and the fix (repository, formula storage).
+                // Our own I/O errors name the path and the fix (formula storage).
                 _log.Warning("{0}: request refused: {1}", _name, ex.Message);
                 return Reject(replyTo, RejectionKind.Unavailable, ex.Message);
             }
@@ -195,9 +188,8 @@ public sealed class ServiceActor : ReceivePersistentActor
         }).PipeTo(Self);
     }
 
-    /// <summary>A repository read under the formula limits, with the revision limit an operator may have set.</summary>
-    private LocalRepository Repository(string root) =>
-        new(root, FormulaLimits.Default with { MaxRevision = _context.Settings.RequestLimits.MaxRevision });
+    /// <summary>The formula limits, with the revision limit an operator may have set.</summary>
+    private FormulaLimits Limits => _context.FormulaLimits;
 
     private WorkDone Reject(IActorRef replyTo, RejectionKind kind, string reason) =>
         new([], new CommandRejected(_name, kind, reason), replyTo);
@@ -212,20 +204,30 @@ public sealed class ServiceActor : ReceivePersistentActor
 
     // ---- deploy and units ----
 
+    private void OnPrepareDeploy(PrepareDeploy m)
+    {
+        if (Refused(m)) return;
+        AnswerPrepareDeploy(_context, m, Sender);
+    }
+
+    /// <summary>The answer to a deploy that passed the rules: prepared, unless its units have no machine to go on.</summary>
+    internal static void AnswerPrepareDeploy(ControllerContext context, PrepareDeploy m, IActorRef replyTo) =>
+        Machines.MachineDirectory.ReadAsync(context.Machines, context.Topology, TimeSpan.FromSeconds(5)).PipeTo(replyTo,
+            success: machines => ServiceLogic.CheckPlacement(m.Service, m.To, machines, out _) is { } refused
+                ? refused
+                : new DeployPrepared(m.Service, context.Settings.RequestLimits.MaxRevision),
+            failure: ex => new CommandRejected(m.Service, RejectionKind.Unavailable, $"the controller could not read its machines ({ex.GetBaseException().Message}); try again when the coordination store is back"));
+
     private void OnDeploy(DeployService m)
     {
         if (Refused(m)) return;
         RunAsync(async (state, replyTo) =>
         {
-            var formula = Repository(m.Repository).FindLatest(m.FormulaName);
-            if (formula is null)
-                return Reject(replyTo, RejectionKind.NotFound, $"formula '{m.FormulaName}' not found in repository {m.Repository}; check the name or pass --repository");
             if (await _context.Topology.GetServiceAsync(_name) is { Dying: true })
                 return Reject(replyTo, RejectionKind.Conflict, await StillDyingAsync());
-            // Where the units can go is settled before anything is stored: a refusal changes nothing.
+            // Where the units can go is settled before anything is recorded: a refusal changes nothing.
             var machines = await MachinesForAsync(m.To);
-            var bundle = FormulaPacker.Pack(formula);
-            var formulaRef = await StoreBundleAsync(bundle);
+            var formulaRef = await RecordBundleAsync(m.Formula);
             await _context.Topology.CreateServiceAsync(new ServiceRecord(_name, formulaRef.Id.ToString(), formulaRef.Sha256, m.Repository));
             var events = new List<IServiceEvent> { new ServiceEvents.ServiceCreated(formulaRef, m.Repository) };
             var placed = await PlaceUnitsAsync(state with { Formula = formulaRef }, m.Units, machines, events);
@@ -342,6 +344,12 @@ public sealed class ServiceActor : ReceivePersistentActor
 
     // ---- upgrades ----
 
+    private void OnPrepareUpgrade(PrepareUpgrade m)
+    {
+        if (Refused(m)) return;
+        Sender.Tell(new UpgradePrepared(_name, _state.Formula!, m.Repository ?? _state.Repository!, _context.Settings.RequestLimits.MaxRevision));
+    }
+
     private void OnUpgrade(UpgradeFormula m)
     {
         if (Refused(m)) return;
@@ -350,35 +358,27 @@ public sealed class ServiceActor : ReceivePersistentActor
 
     private async Task<WorkDone> PrepareUpgradeAsync(ServiceState state, UpgradeFormula m, IActorRef replyTo)
     {
-        var repositoryRoot = m.Repository ?? state.Repository!;
+        var repositoryRoot = m.Repository;
         var deployed = state.Formula!;
         var selected = m.Units ?? [.. state.Units.Keys];
-        var resolution = UpgradeResolver.Resolve(Repository(repositoryRoot), deployed.Id, deployed.Sha256, m.Revision);
 
         FormulaRef target;
         var bumped = false;
-        switch (resolution)
+        if (m.Target is not { } uploaded || uploaded.Sha256 == deployed.Sha256)
         {
-            case UpgradeResolution.FormulaNotFound nf:
-                return Reject(replyTo, RejectionKind.NotFound, $"formula '{nf.Name}' not found in repository {nf.RepositoryRoot}; pass the repository it lives in with --repository");
-            case UpgradeResolution.RevisionNotFound rn:
-                return Reject(replyTo, RejectionKind.NotFound, $"revision {rn.Revision} of formula '{rn.Name}' not found in repository {repositoryRoot}; omit --revision to take the latest");
-            case UpgradeResolution.NoNewerRevision nn:
-                // Units left behind by an earlier, halted upgrade still have somewhere to go.
-                var lagging = await LaggingUnitsAsync(selected, deployed);
-                if (lagging.Count == 0)
-                    return Reject(replyTo, RejectionKind.NoNewerRevision,
-                        $"no newer revision of formula '{deployed.Id.Name}' in {repositoryRoot}: '{_name}' runs {nn.Deployed} and the latest there is revision {nn.HighestAvailable} with the same content; change the formula first");
-                selected = lagging;
-                target = deployed;
-                break;
-            case UpgradeResolution.Upgrade up:
-                if (m.DryRun) return new WorkDone([], new UpgradePlanned(_name, deployed.Id, up.Bundle.Id, selected, up.RevisionBumped), replyTo);
-                target = await StoreBundleAsync(up.Bundle);
-                bumped = up.RevisionBumped;
-                break;
-            default:
-                throw new InvalidOperationException($"unknown resolution {resolution}");
+            // Units left behind by an earlier, halted upgrade still have somewhere to go.
+            var lagging = await LaggingUnitsAsync(selected, deployed);
+            if (lagging.Count == 0)
+                return Reject(replyTo, RejectionKind.NoNewerRevision,
+                    $"no newer revision of formula '{deployed.Id.Name}' in {repositoryRoot}: '{_name}' runs {deployed.Id} and the latest there is revision {m.LatestRevision} with the same content; change the formula first");
+            selected = lagging;
+            target = deployed;
+        }
+        else
+        {
+            if (m.DryRun) return new WorkDone([], new UpgradePlanned(_name, deployed.Id, uploaded.Id, selected, m.RevisionBumped), replyTo);
+            target = await RecordBundleAsync(uploaded);
+            bumped = m.RevisionBumped;
         }
         if (m.DryRun) return new WorkDone([], new UpgradePlanned(_name, deployed.Id, target.Id, selected, bumped), replyTo);
 
@@ -397,20 +397,23 @@ public sealed class ServiceActor : ReceivePersistentActor
         return lagging;
     }
 
-    private async Task<FormulaRef> StoreBundleAsync(FormulaBundle bundle)
+    /// <summary>A request refused for a reason found while it was worked on: nothing was changed.</summary>
+    private sealed class RequestRefused(RejectionKind kind, string reason) : Exception(reason)
     {
-        string key;
-        try
-        {
-            key = await _context.Storage.PutAsync(bundle);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new IOException($"cannot store {bundle.Id} in the formula storage {_context.Storage.Location}: {Units.DiskFaults.Reason(ex)}; " +
-                                  "make the environment's data directory writable (and check the disk has room), then try again", ex);
-        }
-        await _context.Topology.PutFormulaAsync(new FormulaRecord(bundle.Id.ToString(), bundle.Sha256, key));
-        return new FormulaRef(bundle.Id, bundle.Sha256);
+        public RejectionKind Kind { get; } = kind;
+    }
+
+    /// <summary>
+    /// Confirms that the uploaded bundle a request names is stored and holds the formula it claims (requests are
+    /// untrusted too), then records it under its id in the store.
+    /// </summary>
+    /// <exception cref="RequestRefused">The bundle is not stored, or holds another formula, or an invalid one.</exception>
+    private async Task<FormulaRef> RecordBundleAsync(FormulaRef formula)
+    {
+        if (await Formulas.Transfer.StoredBundles.ConfirmAsync(_context.Storage, formula, Limits) is { } refusal)
+            throw new RequestRefused(refusal.Kind, refusal.Reason);
+        await _context.Topology.PutFormulaAsync(new FormulaRecord(formula.Id.ToString(), formula.Sha256, formula.Sha256));
+        return formula;
     }
 
     private void LaunchMore()

@@ -27,11 +27,11 @@ public static class ServiceLogic
 
         switch (command)
         {
+            case PrepareDeploy prepare:
+                return CheckDeploy(state, prepare.Units, prepare.Repository, limits, Reject);
             case DeployService deploy:
-                if (state.Deployed)
-                    return Reject(RejectionKind.Conflict, $"service '{name}' is already deployed; pick another service name or destroy it first");
-                return CheckUnitCount(deploy.Units, 0, limits, Reject)
-                    ?? CheckRepository(deploy.Repository, limits, Reject);
+                return CheckDeploy(state, deploy.Units, deploy.Repository, limits, Reject)
+                    ?? CheckFormula(deploy.Formula, limits, Reject);
             case AddUnits add:
                 return !state.Deployed ? NotDeployed() : CheckUnitCount(add.Count, state.Units.Count, limits, Reject);
             case DestroyUnit destroy:
@@ -47,11 +47,41 @@ public static class ServiceLogic
                     : null;
             case ResolveUnit resolve:
                 return !state.Deployed ? NotDeployed() : UnknownUnit(resolve.Unit);
+            case PrepareUpgrade prepare:
+                return !state.Deployed ? NotDeployed()
+                    : CheckUpgrade(state, prepare.Repository, prepare.Revision, prepare.Units, prepare.MaxParallel, limits, Reject);
             case UpgradeFormula upgrade:
-                return !state.Deployed ? NotDeployed() : CheckUpgrade(state, upgrade, limits, Reject);
+                if (!state.Deployed) return NotDeployed();
+                if (CheckUpgrade(state, upgrade.Repository, null, upgrade.Units, upgrade.MaxParallel, limits, Reject) is { } refused) return refused;
+                if (upgrade.Deployed != state.Formula)
+                    return Reject(RejectionKind.Conflict,
+                        $"'{name}' now runs {state.Formula!.Id} (sha256 {state.Formula.Sha256[..12]}), not {upgrade.Deployed.Id} as when this upgrade was prepared; run upgrade-formula again");
+                if (upgrade.Target is not { } target) return null;
+                if (target.Id.Name != state.Formula!.Id.Name)
+                    return Reject(RejectionKind.InvalidInput,
+                        $"'{name}' runs formula '{state.Formula.Id.Name}', and an upgrade keeps its formula; deploy '{target.Id.Name}' as a service of its own");
+                return CheckFormula(target, limits, Reject);
             default:
                 return null;
         }
+    }
+
+    private static CommandRejected? CheckDeploy(ServiceState state, int units, string repository, RequestLimits limits, Func<RejectionKind, string, CommandRejected> reject)
+    {
+        if (state.Deployed)
+            return reject(RejectionKind.Conflict, $"service '{state.Name}' is already deployed; pick another service name or destroy it first");
+        return CheckUnitCount(units, 0, limits, reject) ?? CheckRepository(repository, limits, reject);
+    }
+
+    /// <summary>A formula a request names: a sha256 for a storage key, a revision within the operator's limit.</summary>
+    private static CommandRejected? CheckFormula(Formulas.FormulaRef formula, RequestLimits limits, Func<RejectionKind, string, CommandRejected> reject)
+    {
+        if (!Formulas.BundleFiles.IsSha256(formula.Sha256))
+            return reject(RejectionKind.InvalidInput, $"'{Formulas.FormulaLoader.Shown(formula.Sha256 ?? "")}' is not a sha256 (64 hex digits); a request names its formula's bundle by its sha256");
+        if (formula.Id.Revision < 0 || formula.Id.Revision > limits.MaxRevision)
+            return reject(RejectionKind.InvalidFormula,
+                $"metadata.yaml: revision: revision {formula.Id.Revision} of {formula.Id.Name} is over the limit of {limits.MaxRevision}; use a smaller revision");
+        return null;
     }
 
     private static CommandRejected? CheckUnitCount(int count, int existing, RequestLimits limits, Func<RejectionKind, string, CommandRejected> reject)
@@ -71,18 +101,19 @@ public static class ServiceLogic
             ? reject(RejectionKind.InvalidInput, $"the repository path is {length} characters long, over the limit of {limits.RepositoryPathLength}; use a shorter path")
             : null;
 
-    private static CommandRejected? CheckUpgrade(ServiceState state, UpgradeFormula m, RequestLimits limits, Func<RejectionKind, string, CommandRejected> reject)
+    private static CommandRejected? CheckUpgrade(ServiceState state, string? repository, int? revision, IReadOnlyList<string>? units,
+        int? maxParallel, RequestLimits limits, Func<RejectionKind, string, CommandRejected> reject)
     {
         if (state.Upgrade is { } running)
             return reject(RejectionKind.Conflict,
                 $"an upgrade of '{state.Name}' to {running.To.Id} is already running ({running.Succeeded.Count + running.Failed.Count} of {running.Succeeded.Count + running.Failed.Count + running.InFlight.Count + running.Queued.Count} units done); wait for it to finish");
-        if (m.MaxParallel is { } parallel && (parallel < 1 || parallel > limits.UnitsPerService))
+        if (maxParallel is { } parallel && (parallel < 1 || parallel > limits.UnitsPerService))
             return reject(RejectionKind.InvalidInput,
                 $"--max-parallel must be between 1 and {limits.UnitsPerService} (the units-per-service limit), not {parallel}; leave it out to upgrade every unit at once");
-        if (m.Revision is { } revision && (revision < 0 || revision > limits.MaxRevision))
-            return reject(RejectionKind.InvalidInput, $"--revision must be between 0 and {limits.MaxRevision}, not {revision}");
-        if (CheckRepository(m.Repository, limits, reject) is { } badRepository) return badRepository;
-        if (m.Units is not { } units) return null;
+        if (revision is { } wanted && (wanted < 0 || wanted > limits.MaxRevision))
+            return reject(RejectionKind.InvalidInput, $"--revision must be between 0 and {limits.MaxRevision}, not {wanted}");
+        if (CheckRepository(repository, limits, reject) is { } badRepository) return badRepository;
+        if (units is null) return null;
         if (units.Count == 0) return reject(RejectionKind.InvalidInput, "--units names no unit; name at least one, or leave it out to upgrade every unit");
         if (units.Count > limits.UnitsPerService)
             return reject(RejectionKind.InvalidInput, $"--units names {units.Count} units, over the limit of {limits.UnitsPerService} units per service");

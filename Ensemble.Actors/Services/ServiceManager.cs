@@ -19,8 +19,8 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
 
     private sealed record StartCoordinators(IReadOnlyList<string> Services);
 
-    /// <summary>A deploy of a service with no coordinator yet, once the number of services is known.</summary>
-    private sealed record DeployCounted(DeployService Deploy, IActorRef ReplyTo, int Services, string? Failure = null);
+    /// <summary>A deploy (or its preparation) of a service with no coordinator yet, once the number of services is known.</summary>
+    private sealed record DeployCounted(IServiceCommand Deploy, IActorRef ReplyTo, int Services, string? Failure = null);
 
     private sealed class ListServices
     {
@@ -115,6 +115,14 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
             else if (m.Services >= limit)
                 m.ReplyTo.Tell(new CommandRejected(m.Deploy.Service, RejectionKind.InvalidInput,
                     $"the environment has {m.Services} services, the limit is {limit}; destroy one first"));
+            else if (m.Deploy is PrepareDeploy prepare)
+            {
+                // Only asking: the rules of a service not deployed, and no coordinator made for it.
+                if (ServiceLogic.Check(ServiceState.Empty(prepare.Service), prepare, _context.Settings.RequestLimits) is { } refused)
+                    m.ReplyTo.Tell(refused);
+                else
+                    ServiceActor.AnswerPrepareDeploy(_context, prepare, m.ReplyTo);
+            }
             else
                 CoordinatorFor(m.Deploy.Service).Tell(m.Deploy, m.ReplyTo);
         });
@@ -132,8 +140,9 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
                 coordinator.Forward(m);
                 return;
             }
-            if (m is DeployService deploy)
+            if (m is DeployService or PrepareDeploy)
             {
+                var deploy = m;
                 // A new service: count the deployed ones first (a coordinator is only made for a service that may exist).
                 var replyTo = Sender;
                 _context.Topology.ListServicesAsync().PipeTo(Self,

@@ -12,8 +12,20 @@ public static class ServiceRequests
         string Service { get; }
     }
 
-    /// <summary>To: the machine every unit goes on (`--to`); null spreads them over the started machines.</summary>
-    public sealed record DeployService(string Service, string FormulaName, string Repository, int Units, string? To = null) : IServiceCommand;
+    /// <summary>
+    /// Would a deploy of <paramref name="Units"/> units as <paramref name="Service"/> be accepted? Asked before the
+    /// operator's side reads the repository and uploads, so a request the controller refuses anyway costs nothing.
+    /// Answered with <see cref="ServiceReplies.DeployPrepared"/> or <see cref="ServiceReplies.CommandRejected"/>.
+    /// </summary>
+    public sealed record PrepareDeploy(string Service, string Repository, int Units, string? To = null) : IServiceCommand;
+
+    /// <summary>
+    /// Deploy the uploaded bundle <paramref name="Formula"/> (in the controller's formula storage, named by its
+    /// sha256) with <paramref name="Units"/> units. <paramref name="Repository"/> is where the operator read it, on
+    /// the operator's machine: remembered for later upgrades, never opened by the controller. <paramref name="To"/>: the
+    /// machine every unit goes on (`--to`); null spreads them over the started machines.
+    /// </summary>
+    public sealed record DeployService(string Service, FormulaRef Formula, string Repository, int Units, string? To = null) : IServiceCommand;
 
     /// <summary>To: the machine every unit goes on (`--to`); null spreads them over the started machines.</summary>
     public sealed record AddUnits(string Service, int Count, string? To = null) : IServiceCommand;
@@ -21,13 +33,31 @@ public static class ServiceRequests
     public sealed record DestroyUnit(string Service, string Unit) : IServiceCommand;
 
     /// <summary>
-    /// Upgrade the service's formula. Repository null means the one the service was deployed from;
-    /// Units null means every unit; MaxParallel null means all at once.
+    /// Would this upgrade be accepted, and from what? Answered with <see cref="ServiceReplies.UpgradePrepared"/>: the
+    /// deployed formula (id and sha256, which the author's edit loop compares with) and the repository the service
+    /// came from; or with <see cref="ServiceReplies.CommandRejected"/>. Repository null: the service's own.
     /// </summary>
-    public sealed record UpgradeFormula(
+    public sealed record PrepareUpgrade(
         string Service,
         string? Repository = null,
         int? Revision = null,
+        IReadOnlyList<string>? Units = null,
+        int? MaxParallel = null) : IServiceCommand;
+
+    /// <summary>
+    /// Upgrade the service from <paramref name="Deployed"/> (as the operator's side saw it when it resolved the
+    /// revision) to the uploaded bundle <paramref name="Target"/>; a null Target means the repository holds nothing
+    /// newer (its highest revision is <paramref name="LatestRevision"/>), so only units an earlier, halted upgrade left
+    /// behind have somewhere to go. Units null means every unit; MaxParallel null means all at once. A dry run needs
+    /// no upload: the controller only plans.
+    /// </summary>
+    public sealed record UpgradeFormula(
+        string Service,
+        FormulaRef Deployed,
+        FormulaRef? Target,
+        string Repository,
+        int LatestRevision,
+        bool RevisionBumped = false,
         IReadOnlyList<string>? Units = null,
         int? MaxParallel = null,
         bool DryRun = false) : IServiceCommand;
@@ -53,6 +83,15 @@ public static class ServiceReplies
 {
     /// <summary>The service is gone; or, when Waiting names units, those wait (dying) for their machines to be back to remove them.</summary>
     public sealed record ServiceDestroyed(string Service, IReadOnlyList<string>? Waiting = null) : IWireMessage;
+
+    /// <summary>The deploy would be accepted: read the repository with revisions up to <paramref name="MaxRevision"/>, upload, then deploy.</summary>
+    public sealed record DeployPrepared(string Service, int MaxRevision) : IWireMessage;
+
+    /// <summary>
+    /// The upgrade would be accepted: the service runs <paramref name="Deployed"/>, read from <paramref name="Repository"/>
+    /// (the one asked for, or the service's own), with revisions up to <paramref name="MaxRevision"/>.
+    /// </summary>
+    public sealed record UpgradePrepared(string Service, FormulaRef Deployed, string Repository, int MaxRevision) : IWireMessage;
 
     public sealed record ServiceDeployed(string Service, FormulaId Formula, IReadOnlyList<string> Units) : IWireMessage;
 

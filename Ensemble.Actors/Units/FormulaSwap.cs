@@ -9,7 +9,8 @@ namespace Ensemble.Units;
 /// </summary>
 public static class FormulaSwap
 {
-    public static void Replace(UnitPaths paths, byte[] bundle, string sha256, FormulaLimits? limits = null)
+    /// <summary>Makes the bundle file at <paramref name="bundlePath"/> (checked against <paramref name="sha256"/>) the unit's formula directory.</summary>
+    public static void Replace(UnitPaths paths, string bundlePath, string sha256, FormulaLimits? limits = null)
     {
         var stagedMarker = paths.StagingDirectory + ".sha256";
         // A crash between the two renames: the staging directory is complete, finish the swap —
@@ -25,7 +26,7 @@ public static class FormulaSwap
 
         DeleteIfPresent(paths.StagingDirectory);
         Directory.CreateDirectory(paths.Root);
-        BundleExtractor.Extract(bundle, sha256, paths.StagingDirectory, limits);
+        BundleExtractor.Extract(bundlePath, sha256, paths.StagingDirectory, limits);
         File.WriteAllText(stagedMarker, sha256);
 
         if (Directory.Exists(paths.FormulaDirectory))

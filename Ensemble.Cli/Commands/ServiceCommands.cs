@@ -13,14 +13,14 @@ public static class ServiceCommands
 {
     public static Command Deploy()
     {
-        var repository = new Option<string>("--repository") { Description = "The local formula repository (default: the current directory).", HelpName = "DIR" };
+        var repository = new Option<string>("--repository") { Description = "The formula repository on this machine (default: the current directory); the formula is packed here and uploaded.", HelpName = "DIR" };
         var units = Count("--num-units", "How many units (default 1).", 1, "-n");
         var wait = new Option<bool>("--wait") { Description = "Return when every unit runs (exit 0) or one failed (exit 1)." };
         var formula = new Argument<string>("formula") { Description = "The formula's name in the repository." };
         var service = new Argument<string?>("service") { Description = "The service's name (default: the formula's).", Arity = ArgumentArity.ZeroOrOne };
         var to = ToOption();
         var command = new Command("deploy",
-            "Deploy the latest revision of <formula> from the local repository DIR as <service> with N units.")
+            "Deploy the latest revision of <formula> from the repository DIR on this machine as <service> with N units; the formula is uploaded to the environment.")
         {
             repository, units, wait, to, formula, service,
         };
@@ -28,11 +28,13 @@ public static class ServiceCommands
         {
             var formulaName = parsed.GetValue(formula)!;
             var serviceName = parsed.GetValue(service) ?? formulaName;
-            var request = new DeployService(serviceName, formulaName, Repository(parsed.GetValue(repository) ?? "."), parsed.GetValue(units) ?? 1,
-                parsed.GetValue(to) is { } machine ? MachineName(machine) : null);
+            var directory = Repository(parsed.GetValue(repository) ?? ".");
+            var count = parsed.GetValue(units) ?? 1;
+            var machine = parsed.GetValue(to) is { } named ? MachineName(named) : null;
             return WithClientAsync(parsed, async client =>
             {
-                var reply = await client.AskAsync(request, TimeSpan.FromSeconds(60));
+                // The repository is read here, on the operator's machine; the controller gets the uploaded bundle.
+                var reply = await new ServiceClient(client).DeployAsync(serviceName, formulaName, directory, count, machine);
                 if (reply is not ServiceDeployed deployed) throw ControllerClient.Rejected(reply);
                 Console.WriteLine($"deployed {deployed.Formula} as service '{deployed.Service}' with units {string.Join(", ", deployed.Units)}");
                 return parsed.GetValue(wait) ? await WaitForUnitsAsync(client, deployed.Service, deployed.Units) : ExitCodes.Ok;

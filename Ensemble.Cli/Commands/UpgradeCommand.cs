@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Ensemble.Cli.Output;
+using Ensemble.Services;
 using static Ensemble.Cli.Commands.CommandSupport;
 using Spectre.Console;
 using static Ensemble.Services.ServiceRequests;
@@ -12,7 +13,7 @@ public static class UpgradeCommand
 {
     public static Command Build()
     {
-        var repository = new Option<string?>("--repository") { Description = "Take the formula from this local repository (default: the one the service was deployed from).", HelpName = "DIR" };
+        var repository = new Option<string?>("--repository") { Description = "Take the formula from this repository on this machine (default: the one the service was deployed from); it is uploaded to the environment.", HelpName = "DIR" };
         var revision = Count("--revision", "Upgrade to exactly this revision.", 0);
         var units = new Option<string?>("--units") { Description = "Upgrade only these units (default: all).", HelpName = "U,..." };
         var maxParallel = Count("--max-parallel", "Upgrade at most N units at once (default: all); a failed unit halts the rest.", 1);
@@ -28,16 +29,13 @@ public static class UpgradeCommand
         command.SetAction(parsed =>
         {
             var name = parsed.GetValue(service)!;
-            var request = new UpgradeFormula(
-                name,
-                parsed.GetValue(repository) is { } dir ? Repository(dir) : null,
-                parsed.GetValue(revision),
-                parsed.GetValue(units)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(UnitName).ToList(),
-                parsed.GetValue(maxParallel),
-                parsed.GetValue(dryRun));
+            var directory = parsed.GetValue(repository) is { } dir ? Repository(dir) : null;
+            var only = parsed.GetValue(units)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(UnitName).ToList();
             return WithClientAsync(parsed, async client =>
             {
-                var reply = await client.AskAsync(request, TimeSpan.FromSeconds(60));
+                // The repository is read here, on the operator's machine; the controller gets the uploaded bundle.
+                var reply = await new ServiceClient(client).UpgradeAsync(name, directory, parsed.GetValue(revision), only,
+                    parsed.GetValue(maxParallel), parsed.GetValue(dryRun));
                 switch (reply)
                 {
                     case UpgradePlanned plan:

@@ -87,6 +87,9 @@ public sealed class EnsembleCommand(string home, IReadOnlyDictionary<string, str
             lock (_printed) return _printed.ToString();
         }
 
+        /// <summary>The command's process id (e.g. to read its memory from /proc while it runs).</summary>
+        public int Pid => process.Id;
+
         public async Task<CommandResult> WaitAsync(TimeSpan deadline)
         {
             using var timeout = new CancellationTokenSource(deadline);
@@ -119,6 +122,37 @@ public sealed class EnsembleCommand(string home, IReadOnlyDictionary<string, str
     public string RecordPath(string environment) => Path.Combine(Home, "environments", environment, "environment.json");
 
     public string EnvironmentDirectory(string environment) => Path.Combine(Home, "environments", environment);
+
+    /// <summary>
+    /// The process's peak resident set so far (VmHWM, bytes), or null once it is gone. The kernel keeps the high-water
+    /// mark, so a read just before the process ends sees every peak it had.
+    /// </summary>
+    public static long? PeakResidentBytes(int pid)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+            return line is null ? null : long.Parse(line["VmHWM:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The process's resident set now (VmRSS, bytes), or null once it is gone.</summary>
+    public static long? ResidentBytes(int pid)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+            return line is null ? null : long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) * 1024;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
 
     public static bool IsRunning(int pid)
     {

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Ensemble.Hosting;
+using Ensemble.Services;
 using Ensemble.Tests.Support;
 using Ensemble.Units;
 using Xunit;
@@ -34,12 +35,12 @@ public sealed class NodeShutdownTests : IDisposable
         var unit = "app/0";
         var paths = UnitPaths.For(UnitPaths.UnitsDirectory(Options.MachineDirectory), unit);
 
-        Assert.IsType<ServiceDeployed>(await AskAsync(node, new DeployService("app", "app", repository, 1)));
+        Assert.IsType<ServiceDeployed>(await new ServiceClient(new NodeChannel(node.System)).DeployAsync("app", "app", repository, 1));
         await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(TestFormulas.HookTrace(paths.DataDirectory).Contains("start 1 end")),
             TimeSpan.FromSeconds(60), "the unit to start");
         File.WriteAllText(Path.Combine(control, "hold-upgrade-formula"), "");
         TestFormulas.Write(repository, "app", 2);
-        Assert.IsType<UpgradeStarted>(await AskAsync(node, new UpgradeFormula("app")));
+        Assert.IsType<UpgradeStarted>(await new ServiceClient(new NodeChannel(node.System)).UpgradeAsync("app"));
         await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(TestFormulas.HookTrace(paths.DataDirectory).Contains("upgrade-formula 2 begin")),
             TimeSpan.FromSeconds(60), "the upgrade hook to begin");
 

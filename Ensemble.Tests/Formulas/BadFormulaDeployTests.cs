@@ -29,7 +29,7 @@ public sealed class BadFormulaDeployTests(ITestOutputHelper output) : Environmen
             var repository = Path.Combine(Root, "bad-deploy", i.ToString(System.Globalization.CultureInfo.InvariantCulture));
             BadFormulas.Write(bad, Path.Combine(repository, "bad"), 1);
 
-            var reply = await Env.AskAsync<object>(new DeployService($"bad{i}", "bad", repository, 1));
+            var reply = await Env.DeployAsync($"bad{i}", "bad", repository, 1);
 
             AssertRefused(bad, reply);
         }
@@ -56,7 +56,7 @@ public sealed class BadFormulaDeployTests(ITestOutputHelper output) : Environmen
             var repository = Path.Combine(Root, "bad-upgrade", i.ToString(System.Globalization.CultureInfo.InvariantCulture));
             BadFormulas.Write(bad, Path.Combine(repository, "web"), 2);
 
-            var reply = await Env.AskAsync<object>(new UpgradeFormula("web", Repository: repository));
+            var reply = await Env.UpgradeAsync("web", repository: repository);
 
             AssertRefused(bad, reply);
         }
@@ -81,8 +81,8 @@ public sealed class BadFormulaDeployTests(ITestOutputHelper output) : Environmen
         TestFormulas.Write(unreadable, "web", 2);
         using var mount = TestMount.Unreadable(unreadable);
 
-        var deploy = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new DeployService("other", "web", unreadable, 1)));
-        var upgrade = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new UpgradeFormula("web", Repository: unreadable)));
+        var deploy = Assert.IsType<CommandRejected>(await Env.DeployAsync("other", "web", unreadable, 1));
+        var upgrade = Assert.IsType<CommandRejected>(await Env.UpgradeAsync("web", repository: unreadable));
 
         var sentence = $"cannot read repository directory {unreadable}: permission denied; make it readable, and its directories searchable, by the user the node runs as";
         Assert.Contains(sentence, deploy.Reason);
@@ -98,7 +98,7 @@ public sealed class BadFormulaDeployTests(ITestOutputHelper output) : Environmen
         var hook = Path.Combine(formula, "hooks", "start");
         using var mount = TestMount.Disconnected(hook);
 
-        var reply = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new DeployService("web", "web", Repository, 1)));
+        var reply = Assert.IsType<CommandRejected>(await Env.DeployAsync("web", "web", Repository, 1));
 
         Assert.Contains($"cannot read file {hook}: transport endpoint is not connected; check the disk or mount that holds it, then try again", reply.Reason);
         Assert.Empty(Snapshot(StorageRoot));
@@ -112,7 +112,7 @@ public sealed class BadFormulaDeployTests(ITestOutputHelper output) : Environmen
         Directory.CreateDirectory(StorageRoot);
         using var mount = new ReadOnlyMount(StorageRoot);
 
-        var reply = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new DeployService("web", "web", Repository, 1)));
+        var reply = Assert.IsType<CommandRejected>(await Env.DeployAsync("web", "web", Repository, 1));
 
         Assert.Contains($"cannot store local:web-1 in the formula storage {StorageRoot}: read-only file system", reply.Reason);
         Assert.Empty(await Env.Topology.ListServicesAsync());
@@ -135,7 +135,7 @@ public sealed class BadFormulaDeployTests(ITestOutputHelper output) : Environmen
         var huge = Path.Combine(Root, "huge");
         for (var i = 0; i <= FormulaLimits.Default.MaxRepositoryDirectories; i++) Directory.CreateDirectory(Path.Combine(huge, $"d{i}"));
 
-        var reply = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new DeployService("web", "web", huge, 1)));
+        var reply = Assert.IsType<CommandRejected>(await Env.DeployAsync("web", "web", huge, 1));
 
         Assert.Contains($"repository {huge} holds more than 10,000 directories to examine, the limit for a repository", reply.Reason);
         Assert.Empty(await Env.Topology.ListServicesAsync());

@@ -43,9 +43,9 @@ public static class BadFormulas
     [
         // ---- sizes and counts of the tree, checked from the file system before anything is read ----
         new("file far over the file size cap (sparse, 1.2 GiB)", d => Sparse(d, "hooks/blob", 1229 * MiB),
-            "hooks/blob", "size", "1.2 GiB is over the 64 MiB limit for one file in a formula", RefusedByPacker: true),
-        new("file just over the file size cap", d => Sparse(d, "files/big", 64 * MiB + 1),
-            "files/big", "size", "67,108,865 bytes is over the 64 MiB limit for one file", RefusedByPacker: true),
+            "hooks/blob", "size", "1.2 GiB is over the 128 MiB limit for one file in a formula", RefusedByPacker: true),
+        new("file just over the file size cap", d => Sparse(d, "files/big", 128 * MiB + 1),
+            "files/big", "size", "134,217,729 bytes is over the 128 MiB limit for one file", RefusedByPacker: true),
         new("files adding up to more than the formula cap", d => { for (var i = 0; i < 5; i++) Sparse(d, $"files/part{i}", 60 * MiB); },
             "(formula)", "size", "the formula's files add up to 300 MiB, over the 256 MiB limit for a formula", RefusedByPacker: true),
         new("more entries than the entry cap", d => Many(d, "files", 10_001),

@@ -1,3 +1,4 @@
+using Ensemble.Tests.Support;
 using Xunit;
 using Ensemble.Formulas;
 
@@ -23,7 +24,12 @@ public sealed class FileFormulaStorageTests : IDisposable
         Assert.Equal(bundle.Sha256, key);
         Assert.True(storage.Contains(key));
         Assert.True(File.Exists(scratch.PathOf("store", key[..2], key + ".tar.gz")));
-        Assert.Equal(bundle.Bytes, await storage.GetAsync(key));
+        await using var stored = await storage.OpenAsync(key);
+        var copy = new MemoryStream();
+        await stored.CopyToAsync(copy);
+        Assert.Equal(bundle.ReadBytes(), copy.ToArray());
+        await using var tail = await storage.OpenAsync(key, offset: 10);
+        Assert.Equal(bundle.Size - 10, tail.Length - tail.Position);
     }
 
     [Fact]
@@ -47,7 +53,7 @@ public sealed class FileFormulaStorageTests : IDisposable
     {
         var storage = new FileFormulaStorage(scratch.PathOf("store"));
         var bundle = Bundle();
-        var corrupt = bundle with { Bytes = [.. bundle.Bytes, 0] };
+        using var corrupt = bundle.WithBytes([.. bundle.ReadBytes(), 0]);
 
         await Assert.ThrowsAsync<BundleRejectedException>(() => storage.PutAsync(corrupt));
 
@@ -60,17 +66,45 @@ public sealed class FileFormulaStorageTests : IDisposable
         var storage = new FileFormulaStorage(scratch.PathOf("store"));
         var key = new string('a', 64);
 
-        var e = await Assert.ThrowsAsync<FileNotFoundException>(() => storage.GetAsync(key));
+        var e = await Assert.ThrowsAsync<FileNotFoundException>(() => storage.OpenAsync(key));
 
         Assert.Contains(key, e.Message);
         Assert.False(storage.Contains(key));
     }
 
     [Fact]
-    public void Keys_that_are_not_sha256_are_refused()
+    public async Task A_bundle_that_owns_its_file_is_moved_in_and_checked_where_it_lies()
+    {
+        var storage = new FileFormulaStorage(scratch.PathOf("store"));
+        using var bundle = Bundle();
+        Assert.True(bundle.OwnsFile);
+
+        var key = await storage.MoveInAsync(bundle);
+
+        Assert.False(File.Exists(bundle.Path));
+        Assert.Equal(key, await BundleFiles.Sha256HexAsync(scratch.PathOf("store", key[..2], key + ".tar.gz")));
+    }
+
+    [Fact]
+    public async Task A_moved_bundle_whose_bytes_do_not_match_is_removed_and_nothing_stored()
+    {
+        var storage = new FileFormulaStorage(scratch.PathOf("store"));
+        using var bundle = Bundle();
+        using var corrupt = bundle.WithBytes([.. bundle.ReadBytes(), 0]);
+
+        await Assert.ThrowsAsync<BundleRejectedException>(() => storage.MoveInAsync(corrupt));
+
+        Assert.False(storage.Contains(bundle.Sha256));
+        Assert.False(File.Exists(corrupt.Path));
+        Assert.Empty(Directory.EnumerateFiles(scratch.PathOf("store"), "*", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public async Task Keys_that_are_not_sha256_are_refused()
     {
         var storage = new FileFormulaStorage(scratch.PathOf("store"));
 
-        Assert.Throws<ArgumentException>(() => storage.Contains("../../etc/passwd"));
+        Assert.False(storage.Contains("../../etc/passwd"));
+        await Assert.ThrowsAsync<ArgumentException>(() => storage.OpenAsync("../../etc/passwd"));
     }
 }

@@ -1,3 +1,4 @@
+using Ensemble.Tests.Support;
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text;
@@ -34,11 +35,11 @@ public sealed class FormulaPackerTests : IDisposable
         var one = FormulaPacker.Pack(FormulaLoader.Load(first));
         var two = FormulaPacker.Pack(FormulaLoader.Load(second));
 
-        Assert.Equal(one.Bytes, two.Bytes);
+        Assert.Equal(one.ReadBytes(), two.ReadBytes());
         Assert.Equal(one.Sha256, two.Sha256);
         Assert.Matches("^[0-9a-f]{64}$", one.Sha256);
         Assert.Equal(new FormulaId("mysql", 1), one.Id);
-        Assert.Equal(one.Bytes, FormulaPacker.Pack(FormulaLoader.Load(first)).Bytes);
+        Assert.Equal(one.ReadBytes(), FormulaPacker.Pack(FormulaLoader.Load(first)).ReadBytes());
     }
 
     [Fact]
@@ -47,7 +48,7 @@ public sealed class FormulaPackerTests : IDisposable
         var dir = scratch.WriteFormula("mysql", 1);
         FormulaScratch.Write(Path.Combine(dir, "hooks-notes.txt"), "notes\n");
 
-        var entries = ReadEntries(FormulaPacker.Pack(FormulaLoader.Load(dir)).Bytes);
+        var entries = ReadEntries(FormulaPacker.Pack(FormulaLoader.Load(dir)).ReadBytes());
 
         Assert.Equal(["hooks-notes.txt", "hooks/", "hooks/install", "metadata.yaml"], entries.Select(e => e.Name));
         Assert.All(entries, e =>
@@ -66,7 +67,7 @@ public sealed class FormulaPackerTests : IDisposable
     [Fact]
     public void Gzip_header_is_pinned()
     {
-        var bytes = FormulaPacker.Pack(FormulaLoader.Load(scratch.WriteFormula("mysql", 1))).Bytes;
+        var bytes = FormulaPacker.Pack(FormulaLoader.Load(scratch.WriteFormula("mysql", 1))).ReadBytes();
 
         Assert.Equal(new byte[] { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0 }, bytes[..8]);
         Assert.Equal(3, bytes[9]);
@@ -83,7 +84,7 @@ public sealed class FormulaPackerTests : IDisposable
         var bundle = FormulaPacker.Pack(formula, revisionOverride: 9);
 
         Assert.Equal(new FormulaId("mysql", 9), bundle.Id);
-        Assert.Equal(metadata.Replace("revision: 4 ", "revision: 9 "), ReadText(bundle.Bytes, "metadata.yaml"));
+        Assert.Equal(metadata.Replace("revision: 4 ", "revision: 9 "), ReadText(bundle.ReadBytes(), "metadata.yaml"));
         Assert.Equal(metadata, File.ReadAllText(Path.Combine(dir, "metadata.yaml")));
         Assert.NotEqual(FormulaPacker.Pack(formula).Sha256, bundle.Sha256);
         Assert.Equal(FormulaPacker.Pack(formula).Sha256, FormulaPacker.Pack(formula, revisionOverride: 4).Sha256);
@@ -98,7 +99,7 @@ public sealed class FormulaPackerTests : IDisposable
         File.WriteAllText(Path.Combine(dir, "metadata.yaml"), original[1..], new UTF8Encoding(true));
         var formula = FormulaLoader.Load(dir);
 
-        var archived = ReadBytes(FormulaPacker.Pack(formula, revisionOverride: 12).Bytes, "metadata.yaml");
+        var archived = ReadBytes(FormulaPacker.Pack(formula, revisionOverride: 12).ReadBytes(), "metadata.yaml");
 
         var expected = new UTF8Encoding(true).GetPreamble().Concat(Encoding.UTF8.GetBytes(original[1..].Replace("\"4\"", "12")));
         Assert.Equal(expected, archived);
@@ -113,8 +114,8 @@ public sealed class FormulaPackerTests : IDisposable
 
         var bundle = FormulaPacker.Pack(FormulaLoader.Load(dir), revisionOverride: 11);
 
-        Assert.Equal("11\n", ReadText(bundle.Bytes, "revision"));
-        Assert.Equal("name: wordpress\nsummary: blog", ReadText(bundle.Bytes, "metadata.yaml"));
+        Assert.Equal("11\n", ReadText(bundle.ReadBytes(), "revision"));
+        Assert.Equal("name: wordpress\nsummary: blog", ReadText(bundle.ReadBytes(), "metadata.yaml"));
         Assert.Equal("3", File.ReadAllText(Path.Combine(dir, "revision")));
     }
 
@@ -134,14 +135,14 @@ public sealed class FormulaPackerTests : IDisposable
         var bundle = FormulaPacker.Pack(FormulaLoader.Load(dir));
         var target = scratch.PathOf("unpacked", "mysql");
 
-        BundleExtractor.Extract(bundle.Bytes, bundle.Sha256, target);
+        BundleExtractor.Extract(bundle.ReadBytes(), bundle.Sha256, target);
 
         Assert.Equal(FormulaScratch.Executable, FormulaScratch.Mode(Path.Combine(target, "hooks", "install")));
         Assert.Equal(FormulaScratch.Plain, FormulaScratch.Mode(Path.Combine(target, "files", "data.bin")));
         Assert.Equal("payload", File.ReadAllText(Path.Combine(target, "files", "data.bin")));
         var reloaded = FormulaLoader.Load(target);
         Assert.Equal(["install"], reloaded.Hooks);
-        Assert.Equal(bundle.Bytes, FormulaPacker.Pack(reloaded).Bytes);
+        Assert.Equal(bundle.ReadBytes(), FormulaPacker.Pack(reloaded).ReadBytes());
     }
 
     // Appending is only reachable for metadata without a revision key, which a loaded formula never has.
@@ -151,7 +152,7 @@ public sealed class FormulaPackerTests : IDisposable
         FormulaScratch.Write(Path.Combine(dir, "metadata.yaml"), metadata);
         var formula = new Formula(dir, new FormulaMetadata("x", 0, "", "",
             new Dictionary<string, string>(), new Dictionary<string, string>(), new Dictionary<string, string>()), [], []);
-        return ReadText(FormulaPacker.Pack(formula, revision).Bytes, "metadata.yaml");
+        return ReadText(FormulaPacker.Pack(formula, revision).ReadBytes(), "metadata.yaml");
     }
 
     internal static List<TarEntry> ReadEntries(byte[] bundle)

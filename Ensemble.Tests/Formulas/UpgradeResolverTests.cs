@@ -1,3 +1,4 @@
+using Ensemble.Tests.Support;
 using System.Text;
 using Xunit;
 using Ensemble.Formulas;
@@ -123,7 +124,7 @@ public sealed class UpgradeResolverTests : IDisposable
 
     private static string ArchivedMetadata(FormulaBundle bundle)
     {
-        var entry = FormulaPackerTests.ReadEntries(bundle.Bytes).Single(e => e.Name == "metadata.yaml");
+        var entry = FormulaPackerTests.ReadEntries(bundle.ReadBytes()).Single(e => e.Name == "metadata.yaml");
         using var reader = new StreamReader(entry.DataStream!, Encoding.UTF8);
         return reader.ReadToEnd();
     }

@@ -150,7 +150,12 @@ public sealed class WireMessageSerializationTests : Akka.TestKit.Xunit2.TestKit
 
     public static TheoryData<object> WireMessages() => new()
     {
-        new ServiceRequests.UpgradeFormula("web", "/repo", 3, ["web/0", "web/2"], 2, DryRun: true),
+        new ServiceRequests.UpgradeFormula("web", new FormulaRef(new FormulaId("web", 1), new string('a', 64)),
+            new FormulaRef(new FormulaId("web", 2), new string('b', 64)), "/repo", 2, true, ["web/0", "web/2"], 2, DryRun: true),
+        new ServiceRequests.PrepareUpgrade("web", "/repo", 3, ["web/0"], 2),
+        new ServiceReplies.UpgradePrepared("web", new FormulaRef(new FormulaId("web", 1), new string('a', 64)), "/repo", 50),
+        new Ensemble.Formulas.Transfer.BundleRequests.BeginUpload(new FormulaId("web", 2), new string('b', 64), 1234),
+        new Ensemble.Formulas.Transfer.BundleReplies.UploadRefused(ServiceReplies.RejectionKind.InvalidFormula, "(bundle): size: too big"),
         new ServiceReplies.CommandRejected("web", ServiceReplies.RejectionKind.NoNewerRevision, "no newer revision"),
         new ServiceReplies.UpgradeStarted("web", new Ensemble.Formulas.FormulaId("web", 1), new Ensemble.Formulas.FormulaId("web", 2), ["web/0"], true),
         new EnvironmentRequests.Ping(),
@@ -167,6 +172,25 @@ public sealed class WireMessageSerializationTests : Akka.TestKit.Xunit2.TestKit
         Assert.StartsWith("wire.", manifest);
         var back = ((EnsembleSerializer)serializer).FromBinary(serializer.ToBinary(message), manifest);
         Assert.Equal(System.Text.Json.JsonSerializer.Serialize(message, message.GetType()), System.Text.Json.JsonSerializer.Serialize(back, back.GetType()));
+    }
+
+    [Fact]
+    public void A_chunk_travels_as_its_bytes_behind_a_small_header_not_as_base64()
+    {
+        var data = new byte[Ensemble.Formulas.Transfer.BundleTransfer.ChunkSize];
+        new Random(7).NextBytes(data);
+        var chunk = new Ensemble.Formulas.Transfer.BundleReplies.BundleChunk(new string('c', 64), 65536, 300_000, data);
+        var serializer = (EnsembleSerializer)Sys.Serialization.FindSerializerFor(chunk);
+
+        var bytes = serializer.ToBinary(chunk);
+        var back = Assert.IsType<Ensemble.Formulas.Transfer.BundleReplies.BundleChunk>(serializer.FromBinary(bytes, serializer.Manifest(chunk)));
+
+        Assert.Equal("wire.BundleReplies.BundleChunk", serializer.Manifest(chunk));
+        Assert.True(bytes.Length < data.Length + 200, $"{bytes.Length} bytes on the wire for a chunk of {data.Length}");
+        Assert.True(bytes.Length < 85_000, "a chunk on the wire stays off the large object heap");
+        Assert.Equal((chunk.Sha256, chunk.Offset, chunk.Size), (back.Sha256, back.Offset, back.Size));
+        Assert.Equal(data, back.Data);
+        Assert.Throws<System.Runtime.Serialization.SerializationException>(() => serializer.FromBinary([0xFF, 0xFF, 0xFF, 0x7F, 1, 2], serializer.Manifest(chunk)));
     }
 
     [Fact]

@@ -16,7 +16,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output) : EnvironmentT
         Env.StoreOutage.Begin();
         try
         {
-            var refused = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new DeployService("web", "web", Repository, 1)));
+            var refused = Assert.IsType<CommandRejected>(await Env.DeployAsync("web", "web", Repository, 1));
             Assert.Equal(RejectionKind.Unavailable, refused.Kind);
             Assert.Contains("coordination store", refused.Reason);
         }
@@ -27,7 +27,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output) : EnvironmentT
         Assert.Empty(await Env.Topology.ListServicesAsync());
         // As an operator would: try again until the controller has the store back (it retries every second).
         await LocalEnvironment.WaitUntilAsync(async () =>
-            await Env.AskAsync<object>(new DeployService("web", "web", Repository, 1)) is ServiceDeployed, Deadline, "the deploy to be accepted");
+            await Env.DeployAsync("web", "web", Repository, 1) is ServiceDeployed, Deadline, "the deploy to be accepted");
         await WaitForUnitsAsync(["web/0"], u => u.State == UnitPhase.Running, "web/0 to run");
     }
 
@@ -37,7 +37,7 @@ public sealed class FaultInjectionTests(ITestOutputHelper output) : EnvironmentT
         var faults = new HookFaults().FailNext("install", exitCode: 7);
         await using var env = await LocalEnvironment.StartAsync(new LocalEnvironmentOptions { Directory = Path.Combine(Root, "second"), HookFaults = faults });
         TestFormulas.Write(Repository, "db", 1);
-        await env.AskAsync<object>(new DeployService("db", "db", Repository, 1));
+        await env.DeployAsync("db", "db", Repository, 1);
 
         await LocalEnvironment.WaitUntilAsync(async () => (await env.Topology.GetUnitAsync("db/0"))?.State == UnitPhase.InstallError, Deadline, "install_error");
         Assert.Contains("exited with code 7", (await env.Topology.GetUnitAsync("db/0"))!.Error);

@@ -23,7 +23,7 @@ public sealed class RollingUpgradeExample(ITestOutputHelper output) : Environmen
         _hooks.FailNext("upgrade-formula", exitCode: 3, unit: "web/0");
 
         // One unit at a time: the failure of the first halts the rollout.
-        await Env.AskAsync<object>(new ServiceRequests.UpgradeFormula("web", MaxParallel: 1));
+        await Env.UpgradeAsync("web", maxParallel: 1);
         await WaitForUpgradeToEndAsync("web");
         Assert.Equal(UnitPhase.UpgradeError, (await Env.Topology.GetUnitAsync("web/0"))!.State);
         Assert.Equal("local:web-1", (await Env.Topology.GetUnitAsync("web/2"))!.Formula);

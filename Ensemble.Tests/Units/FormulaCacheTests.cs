@@ -20,7 +20,13 @@ public sealed class FormulaCacheTests : IDisposable
         formula = new FormulaRef(bundle.Id, bundle.Sha256);
     }
 
-    public void Dispose() => scratch.Dispose();
+    public void Dispose()
+    {
+        bundle.Dispose();
+        scratch.Dispose();
+    }
+
+    private byte[] BundleBytes => File.ReadAllBytes(bundle.Path);
 
     private string CacheDirectory => scratch.Combine("cache");
 
@@ -40,8 +46,8 @@ public sealed class FormulaCacheTests : IDisposable
 
         Assert.Equal(1, cache.Downloads);
         Assert.Equal(1, gated.Gets);
-        Assert.All(results, bytes => Assert.Equal(bundle.Bytes, bytes));
-        Assert.Equal(bundle.Bytes, await File.ReadAllBytesAsync(CachedPath));
+        Assert.All(results, path => Assert.Equal(BundleBytes, File.ReadAllBytes(path)));
+        Assert.Equal(BundleBytes, await File.ReadAllBytesAsync(CachedPath));
     }
 
     [Fact]
@@ -59,7 +65,7 @@ public sealed class FormulaCacheTests : IDisposable
         start.Set();
         var results = await Task.WhenAll(requests).WaitAsync(TimeSpan.FromSeconds(30));
 
-        Assert.All(results, bytes => Assert.Equal(bundle.Bytes, bytes));
+        Assert.All(results, path => Assert.Equal(BundleBytes, File.ReadAllBytes(path)));
         Assert.Equal(1, cache.Downloads);
     }
 
@@ -73,13 +79,13 @@ public sealed class FormulaCacheTests : IDisposable
         await cache.GetVerifiedAsync(formula);
         var again = await cache.GetVerifiedAsync(formula);
 
-        Assert.Equal(bundle.Bytes, again);
+        Assert.Equal(BundleBytes, File.ReadAllBytes(again));
         Assert.Equal(1, cache.Downloads);
         Assert.Equal(1, faulty.Gets);
 
         // A second cache over the same directory (an agent restart) uses the file too.
         var restarted = new FormulaCache(faulty, CacheDirectory);
-        Assert.Equal(bundle.Bytes, await restarted.GetVerifiedAsync(formula));
+        Assert.Equal(BundleBytes, File.ReadAllBytes(await restarted.GetVerifiedAsync(formula)));
         Assert.Equal(0, restarted.Downloads);
     }
 
@@ -95,12 +101,12 @@ public sealed class FormulaCacheTests : IDisposable
         onDisk[onDisk.Length / 3] ^= 0x01;
         await File.WriteAllBytesAsync(CachedPath, onDisk);
 
-        var bytes = await cache.GetVerifiedAsync(formula);
+        var bytes = File.ReadAllBytes(await cache.GetVerifiedAsync(formula));
 
-        Assert.Equal(bundle.Bytes, bytes);
+        Assert.Equal(BundleBytes, bytes);
         Assert.Equal(2, cache.Downloads);
         Assert.Equal(2, faulty.Gets);
-        Assert.Equal(bundle.Bytes, await File.ReadAllBytesAsync(CachedPath));
+        Assert.Equal(BundleBytes, await File.ReadAllBytesAsync(CachedPath));
     }
 
     [Fact]
@@ -109,11 +115,11 @@ public sealed class FormulaCacheTests : IDisposable
         await files.PutAsync(bundle);
         var cache = new FormulaCache(files, CacheDirectory);
         Directory.CreateDirectory(CacheDirectory);
-        await File.WriteAllBytesAsync(CachedPath, bundle.Bytes[..(bundle.Bytes.Length / 2)]);
+        await File.WriteAllBytesAsync(CachedPath, BundleBytes[..(BundleBytes.Length / 2)]);
 
-        Assert.Equal(bundle.Bytes, await cache.GetVerifiedAsync(formula));
+        Assert.Equal(BundleBytes, File.ReadAllBytes(await cache.GetVerifiedAsync(formula)));
         Assert.Equal(1, cache.Downloads);
-        Assert.Equal(bundle.Bytes, await File.ReadAllBytesAsync(CachedPath));
+        Assert.Equal(BundleBytes, await File.ReadAllBytesAsync(CachedPath));
     }
 
     [Fact]
@@ -130,9 +136,9 @@ public sealed class FormulaCacheTests : IDisposable
             "the cache directory holds something after a rejected download");
 
         // The rejected fetch is not remembered: the next request downloads again and succeeds.
-        Assert.Equal(bundle.Bytes, await cache.GetVerifiedAsync(formula));
+        Assert.Equal(BundleBytes, File.ReadAllBytes(await cache.GetVerifiedAsync(formula)));
         Assert.Equal(2, cache.Downloads);
-        Assert.Equal(bundle.Bytes, await File.ReadAllBytesAsync(CachedPath));
+        Assert.Equal(BundleBytes, await File.ReadAllBytesAsync(CachedPath));
     }
 
     [Fact]
@@ -145,7 +151,7 @@ public sealed class FormulaCacheTests : IDisposable
         await Assert.ThrowsAsync<IOException>(() => cache.GetVerifiedAsync(formula));
         Assert.False(File.Exists(CachedPath));
 
-        Assert.Equal(bundle.Bytes, await cache.GetVerifiedAsync(formula));
+        Assert.Equal(BundleBytes, File.ReadAllBytes(await cache.GetVerifiedAsync(formula)));
         Assert.Equal(2, faulty.Gets);
     }
 
@@ -164,12 +170,83 @@ public sealed class FormulaCacheTests : IDisposable
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
         gated.Release.SetResult();
 
-        Assert.Equal(bundle.Bytes, await other.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(BundleBytes, File.ReadAllBytes(await other.WaitAsync(TimeSpan.FromSeconds(30))));
         Assert.Equal(1, cache.Downloads);
     }
 
+    [Fact]
+    public async Task A_download_cut_off_midway_resumes_where_it_stopped_and_verifies()
+    {
+        var large = LargeBundle(3 * 1024 * 1024);
+        await files.PutAsync(large);
+        var faulty = new FaultyFormulaStorage(files).InterruptNext(1, bytes: 1_000_000);
+        var cache = new FormulaCache(faulty, CacheDirectory);
+        var reference = new FormulaRef(large.Id, large.Sha256);
+
+        await Assert.ThrowsAsync<IOException>(() => cache.GetVerifiedAsync(reference));
+        var path = await cache.GetVerifiedAsync(reference);
+
+        Assert.Equal([0L, 1_000_000L], faulty.Offsets);
+        Assert.Equal(large.Sha256, await BundleFiles.Sha256HexAsync(path));
+        Assert.Equal(1, cache.Downloads);
+        Assert.Equal([Path.GetFileName(path)], Directory.GetFiles(CacheDirectory).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public async Task A_resumed_download_of_bad_bytes_starts_again_from_nothing()
+    {
+        var large = LargeBundle(2 * 1024 * 1024);
+        await files.PutAsync(large);
+        var faulty = new FaultyFormulaStorage(files).InterruptNext(1, bytes: 500_000);
+        var cache = new FormulaCache(faulty, CacheDirectory);
+        var reference = new FormulaRef(large.Id, large.Sha256);
+        await Assert.ThrowsAsync<IOException>(() => cache.GetVerifiedAsync(reference));
+        // The part left behind is damaged (a disk error, say): the resumed fetch cannot verify.
+        var part = Directory.GetFiles(CacheDirectory, "*.part").Single();
+        var bytes = File.ReadAllBytes(part);
+        bytes[100] ^= 0xFF;
+        File.WriteAllBytes(part, bytes);
+
+        await Assert.ThrowsAsync<BundleRejectedException>(() => cache.GetVerifiedAsync(reference));
+        Assert.Empty(Directory.GetFiles(CacheDirectory));
+        var path = await cache.GetVerifiedAsync(reference);
+
+        Assert.Equal([0L, 500_000L, 0L], faulty.Offsets);
+        Assert.Equal(large.Sha256, await BundleFiles.Sha256HexAsync(path));
+    }
+
+    [Fact]
+    public async Task Fetching_and_checking_a_large_bundle_allocates_a_buffer_not_the_bundle()
+    {
+        var large = LargeBundle(40 * 1024 * 1024);
+        await files.PutAsync(large);
+        var cache = new FormulaCache(files, CacheDirectory);
+        var reference = new FormulaRef(large.Id, large.Sha256);
+        await cache.GetVerifiedAsync(reference); // once to compile the path, then measured
+        File.Delete(Path.Combine(CacheDirectory, large.Sha256 + ".tar.gz"));
+
+        // Async continuations may run on pool threads: count every thread's allocations.
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        var path = await cache.GetVerifiedAsync(reference);
+        await cache.GetVerifiedAsync(reference);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+
+        Assert.Equal(large.Sha256, await BundleFiles.Sha256HexAsync(path));
+        Assert.True(allocated < 4 * 1024 * 1024, $"fetching and checking a {large.Size / (1024 * 1024)} MiB bundle allocated {allocated / 1024} KiB");
+    }
+
+    /// <summary>A formula with one incompressible file of <paramref name="bytes"/>, packed.</summary>
+    private FormulaBundle LargeBundle(int bytes)
+    {
+        var dir = TestFormulas.Write(scratch.Combine("large-repo-" + bytes), "big", 1);
+        var noise = new byte[bytes];
+        new Random(bytes).NextBytes(noise);
+        File.WriteAllBytes(Path.Combine(dir, "blob.bin"), noise);
+        return FormulaPacker.Pack(FormulaLoader.Load(dir), directory: scratch.Combine("packed"));
+    }
+
     /// <summary>Storage whose downloads wait until the test releases them.</summary>
-    private sealed class GatedStorage(IFormulaStorage inner) : IFormulaStorage
+    private sealed class GatedStorage(IFormulaSource inner) : IFormulaSource
     {
         private int gets;
 
@@ -177,16 +254,12 @@ public sealed class FormulaCacheTests : IDisposable
         public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public int Gets => Volatile.Read(ref gets);
 
-        public Task<string> PutAsync(FormulaBundle bundle, CancellationToken ct = default) => inner.PutAsync(bundle, ct);
-
-        public bool Contains(string key) => inner.Contains(key);
-
-        public async Task<byte[]> GetAsync(string key, CancellationToken ct = default)
+        public async Task<Stream> OpenAsync(string key, long offset = 0, CancellationToken ct = default)
         {
             Interlocked.Increment(ref gets);
             Entered.TrySetResult(true);
             await Release.Task;
-            return await inner.GetAsync(key, ct);
+            return await inner.OpenAsync(key, offset, ct);
         }
     }
 }

@@ -35,7 +35,7 @@ public sealed class FormulaSwapTests : IDisposable
     private SortedDictionary<string, string> Extracted(FormulaBundle bundle)
     {
         var target = scratch.Combine("expected-" + bundle.Id.Revision);
-        if (!Directory.Exists(target)) BundleExtractor.Extract(bundle.Bytes, bundle.Sha256, target);
+        if (!Directory.Exists(target)) BundleExtractor.Extract(bundle.Path, bundle.Sha256, target);
         return Tree(target);
     }
 
@@ -63,7 +63,7 @@ public sealed class FormulaSwapTests : IDisposable
     [Fact]
     public void First_install_unpacks_into_the_formula_directory()
     {
-        FormulaSwap.Replace(paths, rev1.Bytes, rev1.Sha256);
+        FormulaSwap.Replace(paths, rev1.Path, rev1.Sha256);
 
         Assert.Equal(Extracted(rev1), Tree(paths.FormulaDirectory));
         Assert.Contains("revision: 1", File.ReadAllText(Path.Combine(paths.FormulaDirectory, "metadata.yaml")));
@@ -73,11 +73,11 @@ public sealed class FormulaSwapTests : IDisposable
     [Fact]
     public void Replace_swaps_the_revision_drops_stale_files_and_leaves_the_data_directory_alone()
     {
-        FormulaSwap.Replace(paths, rev1.Bytes, rev1.Sha256);
+        FormulaSwap.Replace(paths, rev1.Path, rev1.Sha256);
         WriteData();
         Assert.True(File.Exists(Path.Combine(paths.FormulaDirectory, "old-only.txt")));
 
-        FormulaSwap.Replace(paths, rev2.Bytes, rev2.Sha256);
+        FormulaSwap.Replace(paths, rev2.Path, rev2.Sha256);
 
         var tree = Tree(paths.FormulaDirectory);
         Assert.Equal(Extracted(rev2), tree);
@@ -95,11 +95,11 @@ public sealed class FormulaSwapTests : IDisposable
         // Crashed after formula → formula.old and before formula.new → formula.
         WriteData();
         Directory.CreateDirectory(paths.Root);
-        BundleExtractor.Extract(rev1.Bytes, rev1.Sha256, paths.RetiredDirectory);
-        BundleExtractor.Extract(rev2.Bytes, rev2.Sha256, paths.StagingDirectory);
+        BundleExtractor.Extract(rev1.Path, rev1.Sha256, paths.RetiredDirectory);
+        BundleExtractor.Extract(rev2.Path, rev2.Sha256, paths.StagingDirectory);
         Assert.False(Directory.Exists(paths.FormulaDirectory));
 
-        FormulaSwap.Replace(paths, rev2.Bytes, rev2.Sha256);
+        FormulaSwap.Replace(paths, rev2.Path, rev2.Sha256);
 
         Assert.Equal(Extracted(rev2), Tree(paths.FormulaDirectory));
         AssertDataUntouched();
@@ -114,10 +114,10 @@ public sealed class FormulaSwapTests : IDisposable
         // install the revision 2 left in formula.new.
         var rev3 = Bundle(3, new Dictionary<string, string> { ["fix.txt"] = "revision 3" });
         Directory.CreateDirectory(paths.Root);
-        BundleExtractor.Extract(rev1.Bytes, rev1.Sha256, paths.RetiredDirectory);
-        BundleExtractor.Extract(rev2.Bytes, rev2.Sha256, paths.StagingDirectory);
+        BundleExtractor.Extract(rev1.Path, rev1.Sha256, paths.RetiredDirectory);
+        BundleExtractor.Extract(rev2.Path, rev2.Sha256, paths.StagingDirectory);
 
-        FormulaSwap.Replace(paths, rev3.Bytes, rev3.Sha256);
+        FormulaSwap.Replace(paths, rev3.Path, rev3.Sha256);
 
         Assert.Equal(Extracted(rev3), Tree(paths.FormulaDirectory));
         AssertNoLeftovers();
@@ -127,11 +127,11 @@ public sealed class FormulaSwapTests : IDisposable
     public void A_crash_after_the_second_rename_is_finished_by_replace()
     {
         // Crashed after formula.new → formula and before formula.old was deleted.
-        FormulaSwap.Replace(paths, rev1.Bytes, rev1.Sha256);
+        FormulaSwap.Replace(paths, rev1.Path, rev1.Sha256);
         Directory.Move(paths.FormulaDirectory, paths.RetiredDirectory);
-        BundleExtractor.Extract(rev2.Bytes, rev2.Sha256, paths.FormulaDirectory);
+        BundleExtractor.Extract(rev2.Path, rev2.Sha256, paths.FormulaDirectory);
 
-        FormulaSwap.Replace(paths, rev2.Bytes, rev2.Sha256);
+        FormulaSwap.Replace(paths, rev2.Path, rev2.Sha256);
 
         Assert.Equal(Extracted(rev2), Tree(paths.FormulaDirectory));
         AssertNoLeftovers();
@@ -140,14 +140,14 @@ public sealed class FormulaSwapTests : IDisposable
     [Fact]
     public void A_partial_staging_directory_is_discarded_and_the_bundle_extracted_again()
     {
-        FormulaSwap.Replace(paths, rev1.Bytes, rev1.Sha256);
+        FormulaSwap.Replace(paths, rev1.Path, rev1.Sha256);
         WriteData();
         // Crashed half-way through unpacking revision 2.
         Directory.CreateDirectory(Path.Combine(paths.StagingDirectory, "hooks"));
         File.WriteAllText(Path.Combine(paths.StagingDirectory, "hooks", "install"), "#!/bin/sh\n# trunc");
         File.WriteAllText(Path.Combine(paths.StagingDirectory, "garbage.partial"), "half a file");
 
-        FormulaSwap.Replace(paths, rev2.Bytes, rev2.Sha256);
+        FormulaSwap.Replace(paths, rev2.Path, rev2.Sha256);
 
         Assert.Equal(Extracted(rev2), Tree(paths.FormulaDirectory));
         Assert.False(File.Exists(Path.Combine(paths.FormulaDirectory, "garbage.partial")));
@@ -158,13 +158,14 @@ public sealed class FormulaSwapTests : IDisposable
     [Fact]
     public void A_corrupt_bundle_is_rejected_and_the_current_formula_stays()
     {
-        FormulaSwap.Replace(paths, rev1.Bytes, rev1.Sha256);
+        FormulaSwap.Replace(paths, rev1.Path, rev1.Sha256);
         WriteData();
         var before = Tree(paths.FormulaDirectory);
-        var corrupt = (byte[])rev2.Bytes.Clone();
+        var corrupt = File.ReadAllBytes(rev2.Path);
         corrupt[corrupt.Length / 2] ^= 0x40;
 
-        Assert.Throws<BundleRejectedException>(() => FormulaSwap.Replace(paths, corrupt, rev2.Sha256));
+        using var altered = rev2.WithBytes(corrupt);
+        Assert.Throws<BundleRejectedException>(() => FormulaSwap.Replace(paths, altered.Path, rev2.Sha256));
 
         Assert.Equal(before, Tree(paths.FormulaDirectory));
         AssertDataUntouched();
@@ -174,10 +175,10 @@ public sealed class FormulaSwapTests : IDisposable
     [Fact]
     public void A_bundle_under_the_wrong_sha_is_rejected_and_the_current_formula_stays()
     {
-        FormulaSwap.Replace(paths, rev1.Bytes, rev1.Sha256);
+        FormulaSwap.Replace(paths, rev1.Path, rev1.Sha256);
         var before = Tree(paths.FormulaDirectory);
 
-        Assert.Throws<BundleRejectedException>(() => FormulaSwap.Replace(paths, rev2.Bytes, rev1.Sha256));
+        Assert.Throws<BundleRejectedException>(() => FormulaSwap.Replace(paths, rev2.Path, rev1.Sha256));
 
         Assert.Equal(before, Tree(paths.FormulaDirectory));
         AssertNoLeftovers();
@@ -186,8 +187,8 @@ public sealed class FormulaSwapTests : IDisposable
     [Fact]
     public void Replacing_with_the_same_revision_twice_is_harmless()
     {
-        FormulaSwap.Replace(paths, rev2.Bytes, rev2.Sha256);
-        FormulaSwap.Replace(paths, rev2.Bytes, rev2.Sha256);
+        FormulaSwap.Replace(paths, rev2.Path, rev2.Sha256);
+        FormulaSwap.Replace(paths, rev2.Path, rev2.Sha256);
 
         Assert.Equal(Extracted(rev2), Tree(paths.FormulaDirectory));
         AssertNoLeftovers();

@@ -15,7 +15,7 @@ public sealed class StoreBackoffTests(ITestOutputHelper output) : EnvironmentTes
         var control = TestFormulas.ControlDirectory(Repository);
         TestFormulas.Write(Repository, "db", 1);
         File.WriteAllText(Path.Combine(control, "hold-start"), "");
-        var deployed = Assert.IsType<ServiceDeployed>(await Env.AskAsync<object>(new DeployService("db", "db", Repository, 1)));
+        var deployed = Assert.IsType<ServiceDeployed>(await Env.DeployAsync("db", "db", Repository, 1));
         var unit = deployed.Units.Single();
         var paths = await Env.UnitPathsAsync(unit);
         await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(TestFormulas.HookTrace(paths.DataDirectory).Contains("start 1 begin")),
@@ -51,7 +51,7 @@ public sealed class StoreBackoffTests(ITestOutputHelper output) : EnvironmentTes
         var paths = await Env.UnitPathsAsync(unit);
         File.WriteAllText(Path.Combine(control, "hold-upgrade-formula"), "");
         TestFormulas.Write(Repository, "db", 2);
-        Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("db")));
+        Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("db"));
         await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(TestFormulas.HookTrace(paths.DataDirectory).Contains("upgrade-formula 2 begin")),
             Deadline, "the upgrade hook to begin");
 

@@ -60,7 +60,7 @@ public sealed class AgentCrashTests(ITestOutputHelper output) : EnvironmentTest(
         TestFormulas.Write(Repository, "svc", 2);
 
         _faults.Crashes.CrashAt(step, point, unit);
-        Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("svc")));
+        Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("svc"));
         await WaitForUnitsAsync([unit], u => u.Formula == "local:svc-2" && u.State == UnitPhase.Running, "the unit on revision 2");
         await WaitForUpgradeToEndAsync("svc");
 
@@ -109,7 +109,7 @@ public sealed class AgentCrashTests(ITestOutputHelper output) : EnvironmentTest(
         var unit = (await DeployAsync("svc", 1)).Single();
         File.WriteAllText(Path.Combine(TestFormulas.ControlDirectory(Repository), "hold-upgrade-formula"), "");
         TestFormulas.Write(Repository, "svc", 2);
-        await Env.AskAsync<object>(new UpgradeFormula("svc"));
+        await Env.UpgradeAsync("svc");
         var data = await DataDirAsync(unit);
         await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(TestFormulas.HookTrace(data).Contains("upgrade-formula 2 begin")),
             Deadline, "the upgrade hook to start");
@@ -154,7 +154,7 @@ public sealed class CrashLoopTests(ITestOutputHelper output) : EnvironmentTest(o
         TestFormulas.Write(Repository, "svc", 2);
         _faults.Armed = true;
 
-        await Env.AskAsync<object>(new UpgradeFormula("svc"));
+        await Env.UpgradeAsync("svc");
         await WaitForUnitsAsync([unit], u => u.State == UnitPhase.StopError, "stop_error");
         var record = (await Env.Topology.GetUnitAsync(unit))!;
         Assert.Contains("failed more than", record.Error);

@@ -49,7 +49,7 @@ public sealed class DownMachineTests(ITestOutputHelper output) : EnvironmentTest
         status = await StatusAsync();
         Assert.True(status.Services["web"].Dying);
         Assert.Equal(onM1.Order(), status.Services["web"].Units.Keys.Order());
-        var again = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new DeployService("web", "web", Repository, 1)));
+        var again = Assert.IsType<CommandRejected>(await Env.DeployAsync("web", "web", Repository, 1));
         Assert.Equal(RejectionKind.Conflict, again.Kind);
         Assert.Contains("is still being destroyed", again.Reason);
         Assert.Contains($"{onM1[0]} (machine m1)", again.Reason);
@@ -63,7 +63,7 @@ public sealed class DownMachineTests(ITestOutputHelper output) : EnvironmentTest
             Assert.Contains($"{unit} stop 1 end", File.ReadAllLines(Path.Combine(TestFormulas.ControlDirectory(Repository), "shared.log")));
         }
         Assert.Empty((await StatusAsync()).Services);
-        Assert.IsType<ServiceDeployed>(await Env.AskAsync<object>(new DeployService("web", "web", Repository, 1)));
+        Assert.IsType<ServiceDeployed>(await Env.DeployAsync("web", "web", Repository, 1));
     }
 
     [Fact]
@@ -75,7 +75,7 @@ public sealed class DownMachineTests(ITestOutputHelper output) : EnvironmentTest
         await Env.LoseMachineAsync("m1");
 
         TestFormulas.Write(Repository, "web", 2);
-        Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("web")));
+        Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("web"));
         await LocalEnvironment.WaitUntilAsync(async () => (await StatusAsync()).Services["web"].Units[onM1].Progress == "waiting for machine m1, whose agent is down",
             Deadline, "status to say the unit waits for its machine");
         await WaitForUnitsAsync(units.Where(u => u != onM1), u => u.Formula == "local:web-2", "the unit on the live machine upgraded");

@@ -26,7 +26,7 @@ public sealed class DownloadFaultTests(ITestOutputHelper output) : EnvironmentTe
         _storage.FailNext(1).CorruptNext(1);
         var gets = _storage.Gets;
 
-        await Env.AskAsync<object>(new UpgradeFormula("app"));
+        await Env.UpgradeAsync("app");
         await WaitForUnitsAsync([unit], u => u.Formula == "local:app-2" && u.State == UnitPhase.Running, "the unit on revision 2");
         Assert.Equal(3, _storage.Gets - gets);
     }
@@ -39,7 +39,7 @@ public sealed class DownloadFaultTests(ITestOutputHelper output) : EnvironmentTe
         TestFormulas.Write(Repository, "app", 2);
         _storage.CorruptNext(1000);
 
-        await Env.AskAsync<object>(new UpgradeFormula("app"));
+        await Env.UpgradeAsync("app");
         await WaitForUnitsAsync([unit], u => u.State == UnitPhase.UpgradeError, "upgrade_error");
         var record = (await Env.Topology.GetUnitAsync(unit))!;
         Assert.Contains("failed verification", record.Error);
@@ -57,7 +57,7 @@ public sealed class DownloadFaultTests(ITestOutputHelper output) : EnvironmentTe
 
         _storage.CorruptNext(0);
         await WaitForUpgradeToEndAsync("app");
-        Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("app")));
+        Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("app"));
         await WaitForUnitsAsync([unit], u => u.State == UnitPhase.Running && u.Formula == "local:app-2", "running on revision 2");
     }
 }
@@ -75,7 +75,7 @@ public sealed class CoordinatorCrashTests(ITestOutputHelper output) : Environmen
         File.WriteAllText(Path.Combine(control, "hold-upgrade-formula"), "");
         var writes = Env.Server.WriteCount;
 
-        await Env.AskAsync<object>(new UpgradeFormula("api", MaxParallel: 2));
+        await Env.UpgradeAsync("api", maxParallel: 2);
         await LocalEnvironment.WaitUntilAsync(async () =>
             TestFormulas.HookTrace(await DataDirAsync("api/0")).Contains("upgrade-formula 2 begin")
             && TestFormulas.HookTrace(await DataDirAsync("api/1")).Contains("upgrade-formula 2 begin"),

@@ -23,7 +23,7 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
     {
         TestFormulas.Write(Repository, "db", 1);
         File.WriteAllText(Path.Combine(Control, $"fail-{hook}"), "");
-        var deployed = Assert.IsType<ServiceDeployed>(await Env.AskAsync<object>(new DeployService("db", "db", Repository, 1)));
+        var deployed = Assert.IsType<ServiceDeployed>(await Env.DeployAsync("db", "db", Repository, 1));
         var unit = deployed.Units.Single();
 
         await WaitForUnitsAsync([unit], u => u.State == errorState, errorState.ToString());
@@ -56,7 +56,7 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
 
         TestFormulas.Write(Repository, "db", 2);
         var watcher = CreateTestProbe();
-        Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("db")));
+        Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("db"));
         await WaitForUnitsAsync([failing], u => u.State == errorState, errorState.ToString());
         await WaitForUnitsAsync([units[1]], u => u.Formula == "local:db-2", "the healthy unit to upgrade");
         await WaitForUpgradeToEndAsync("db");
@@ -88,7 +88,7 @@ public sealed class HookFailureTests(ITestOutputHelper output) : EnvironmentTest
         var unit = (await DeployAsync("db", 1)).Single();
         File.WriteAllText(Path.Combine(await DataDirAsync(unit), "fail-upgrade-formula"), "");
         TestFormulas.Write(Repository, "db", 2);
-        await Env.AskAsync<object>(new UpgradeFormula("db"));
+        await Env.UpgradeAsync("db");
         await WaitForUnitsAsync([unit], u => u.State == UnitPhase.UpgradeError, "upgrade_error");
 
         Assert.IsType<UnitReplies.UnitResolved>(await Env.AskAsync<object>(new ResolveUnit("db", unit, Retry: false)));
@@ -127,7 +127,7 @@ public sealed class HookTimeoutTests(ITestOutputHelper output) : EnvironmentTest
             wait
             """);
 
-        await Env.AskAsync<object>(new UpgradeFormula("app"));
+        await Env.UpgradeAsync("app");
         await WaitForUnitsAsync([unit], u => u.State == UnitPhase.UpgradeError, "upgrade_error");
         Assert.Contains("timed out", (await Env.Topology.GetUnitAsync(unit))!.Error);
 

@@ -45,7 +45,7 @@ public sealed class ManyUnitsTests(ITestOutputHelper output) : EnvironmentTest(o
 
         var watcher = CreateTestProbe();
         Env.Services.Tell(new WatchUpgrade("farm"), watcher);
-        Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("farm")));
+        Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("farm"));
         var finished = watcher.FishForMessage<UpgradeFinished>(_ => true, TimeSpan.FromSeconds(120));
         Assert.Equal(broken.Order(StringComparer.Ordinal), finished.Failed.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(48, finished.Succeeded.Count);

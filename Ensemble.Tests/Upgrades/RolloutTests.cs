@@ -23,7 +23,7 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
         TestFormulas.Write(Repository, "web", 2);
         File.Delete(Path.Combine(Control, "shared.log"));
 
-        await Env.AskAsync<object>(new UpgradeFormula("web", MaxParallel: 2));
+        await Env.UpgradeAsync("web", maxParallel: 2);
         await WaitForUnitsAsync(units, u => u.Formula == "local:web-2" && u.State == UnitPhase.Running, "all units on revision 2");
         await WaitForUpgradeToEndAsync("web");
 
@@ -43,9 +43,9 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
     {
         TestFormulas.Write(Repository, "web", 1);
         File.WriteAllText(Path.Combine(Control, "hold-install"), "");
-        var deployed = Assert.IsType<ServiceDeployed>(await Env.AskAsync<object>(new DeployService("web", "web", Repository, 2)));
+        var deployed = Assert.IsType<ServiceDeployed>(await Env.DeployAsync("web", "web", Repository, 2));
         TestFormulas.Write(Repository, "web", 2);
-        Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("web")));
+        Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("web"));
         File.Delete(Path.Combine(Control, "hold-install"));
 
         await WaitForUnitsAsync(deployed.Units, u => u.Formula == "local:web-2" && u.State == UnitPhase.Running, "all units on revision 2");
@@ -61,7 +61,7 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
         var units = await DeployAsync("web", 3);
         TestFormulas.Write(Repository, "web", 2);
 
-        var started = Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("web", Units: ["web/1"])));
+        var started = Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("web", units: ["web/1"]));
         Assert.Equal(["web/1"], started.Units);
         await WaitForUpgradeToEndAsync("web");
         Assert.Equal("local:web-2", (await Env.Topology.GetUnitAsync("web/1"))!.Formula);
@@ -69,7 +69,7 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
         Assert.Equal("local:web-1", (await Env.Topology.GetUnitAsync("web/2"))!.Formula);
         Assert.Null(await Env.Topology.GetUpgradeFlagAsync("web/0"));
 
-        var rest = Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("web")));
+        var rest = Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("web"));
         Assert.Equal(["web/0", "web/2"], rest.Units);
         await WaitForUnitsAsync(units, u => u.Formula == "local:web-2" && u.State == UnitPhase.Running, "all units on revision 2");
     }
@@ -81,10 +81,10 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
         await DeployAsync("web", 2);
         TestFormulas.Write(Repository, "web", 2);
         File.WriteAllText(Path.Combine(Control, "hold-upgrade-formula"), "");
-        await Env.AskAsync<object>(new UpgradeFormula("web"));
+        await Env.UpgradeAsync("web");
         TestFormulas.Write(Repository, "web", 3);
 
-        var rejected = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new UpgradeFormula("web")));
+        var rejected = Assert.IsType<CommandRejected>(await Env.UpgradeAsync("web"));
         Assert.Equal(RejectionKind.Conflict, rejected.Kind);
         Assert.Contains("already running", rejected.Reason);
         Assert.Equal("local:web-2", (await Env.Topology.GetServiceAsync("web"))!.Formula);
@@ -100,7 +100,7 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
         await DeployAsync("web", 2);
         var writes = Env.Server.WriteCount;
 
-        var rejected = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new UpgradeFormula("web")));
+        var rejected = Assert.IsType<CommandRejected>(await Env.UpgradeAsync("web"));
         Assert.Equal(RejectionKind.NoNewerRevision, rejected.Kind);
         Assert.Contains("no newer revision of formula 'web'", rejected.Reason);
         Assert.Equal(writes, Env.Server.WriteCount);
@@ -114,18 +114,18 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
         TestFormulas.Write(Repository, "web", 2);
         var writes = Env.Server.WriteCount;
 
-        var unknownService = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new UpgradeFormula("nope")));
+        var unknownService = Assert.IsType<CommandRejected>(await Env.UpgradeAsync("nope"));
         Assert.Equal(RejectionKind.NotFound, unknownService.Kind);
-        var unknownUnit = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new UpgradeFormula("web", Units: ["web/9"])));
+        var unknownUnit = Assert.IsType<CommandRejected>(await Env.UpgradeAsync("web", units: ["web/9"]));
         Assert.Contains("web/9", unknownUnit.Reason);
-        var badParallel = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new UpgradeFormula("web", MaxParallel: 0)));
+        var badParallel = Assert.IsType<CommandRejected>(await Env.UpgradeAsync("web", maxParallel: 0));
         Assert.Equal(RejectionKind.InvalidInput, badParallel.Kind);
-        var missingRevision = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new UpgradeFormula("web", Revision: 7)));
+        var missingRevision = Assert.IsType<CommandRejected>(await Env.UpgradeAsync("web", revision: 7));
         Assert.Contains("revision 7", missingRevision.Reason);
-        var planned = Assert.IsType<UpgradePlanned>(await Env.AskAsync<object>(new UpgradeFormula("web", DryRun: true)));
+        var planned = Assert.IsType<UpgradePlanned>(await Env.UpgradeAsync("web", dryRun: true));
         Assert.Equal(new FormulaId("web", 2), planned.To);
         File.WriteAllText(Path.Combine(Repository, "web", "metadata.yaml"), "name: web\nrevision: [3\n");
-        var malformed = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new UpgradeFormula("web")));
+        var malformed = Assert.IsType<CommandRejected>(await Env.UpgradeAsync("web"));
         Assert.Equal(RejectionKind.InvalidFormula, malformed.Kind);
         Assert.Contains("metadata.yaml", malformed.Reason);
 
@@ -141,7 +141,7 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
         var hook = Path.Combine(dir, "hooks", "upgrade-formula");
         File.WriteAllText(hook, File.ReadAllText(hook).Replace("#!/bin/sh\n", "#!/bin/sh\necho edited >> \"$ENSEMBLE_UNIT_DATA_DIR/hooks.log\"\n"));
 
-        var started = Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("web")));
+        var started = Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("web"));
         Assert.True(started.RevisionBumped);
         Assert.Equal(new FormulaId("web", 2), started.To);
         await WaitForUnitsAsync([unit], u => u.Formula == "local:web-2" && u.State == UnitPhase.Running, "the unit on revision 2");
@@ -149,7 +149,7 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
         Assert.Contains("revision: 1", File.ReadAllText(Path.Combine(dir, "metadata.yaml")));
         await WaitForUpgradeToEndAsync("web");
 
-        var again = Assert.IsType<CommandRejected>(await Env.AskAsync<object>(new UpgradeFormula("web")));
+        var again = Assert.IsType<CommandRejected>(await Env.UpgradeAsync("web"));
         Assert.Equal(RejectionKind.NoNewerRevision, again.Kind);
     }
 
@@ -163,7 +163,7 @@ public sealed class RolloutTests(ITestOutputHelper output) : EnvironmentTest(out
         var watcher = CreateTestProbe();
         Env.Services.Tell(new WatchUpgrade("web"), watcher);
 
-        await Env.AskAsync<object>(new UpgradeFormula("web", MaxParallel: 1));
+        await Env.UpgradeAsync("web", maxParallel: 1);
         var finished = watcher.FishForMessage<UpgradeFinished>(_ => true, TimeSpan.FromSeconds(60));
         Assert.Equal(["web/0"], finished.Failed.Keys);
         Assert.Equal(["web/1", "web/2", "web/3"], finished.NotStarted);

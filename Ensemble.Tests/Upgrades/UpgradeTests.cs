@@ -24,7 +24,7 @@ public sealed class UpgradeTests(ITestOutputHelper output) : EnvironmentTest(out
 
         TestFormulas.Write(Repository, "web", 2, extraFiles: new Dictionary<string, string> { ["templates/new-only.conf"] = "new" });
         var writesBefore = Env.Server.WriteCount;
-        var started = Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("web")));
+        var started = Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("web"));
         Assert.Equal(new FormulaId("web", 1), started.From);
         Assert.Equal(new FormulaId("web", 2), started.To);
 

@@ -22,7 +22,7 @@ public sealed class WatchUpgradeTests(ITestOutputHelper output) : EnvironmentTes
         var units = await DeployAsync("web", 2);
         File.WriteAllText(Hold, "");
         TestFormulas.Write(Repository, "web", 2);
-        Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("web")));
+        Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("web"));
         foreach (var unit in units)
             await LocalEnvironment.WaitUntilAsync(async () =>
                 TestFormulas.HookTrace(await DataDirAsync(unit)).Contains("upgrade-formula 2 begin"), Deadline, $"{unit} in its upgrade hook");

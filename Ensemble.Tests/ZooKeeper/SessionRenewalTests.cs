@@ -57,7 +57,7 @@ public sealed class SessionRenewalTests : EnvironmentTest
         File.WriteAllText(Path.Combine(await DataDirAsync(unit), "orders.db"), "42 orders");
         File.WriteAllText(Path.Combine(control, "hold-upgrade-formula"), "");
         TestFormulas.Write(Repository, "db", 2);
-        Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("db")));
+        Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("db"));
         await LocalEnvironment.WaitUntilAsync(async () => TestFormulas.HookTrace(await DataDirAsync(unit)).Contains("upgrade-formula 2 begin"),
             Deadline, "the upgrade hook to begin");
 

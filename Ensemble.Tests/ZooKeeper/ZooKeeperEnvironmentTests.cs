@@ -102,7 +102,7 @@ public sealed class ZooKeeperFailoverUpgradeTests : EnvironmentTest, IClassFixtu
         var units = await DeployAsync("db", 2);
         File.WriteAllText(Path.Combine(control, "hold-upgrade-formula"), "");
         TestFormulas.Write(Repository, "db", 2);
-        Assert.IsType<UpgradeStarted>(await Env.AskAsync<object>(new UpgradeFormula("db")));
+        Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("db"));
         await LocalEnvironment.WaitUntilAsync(async () =>
             TestFormulas.HookTrace(await DataDirAsync(units[0])).Contains("upgrade-formula 2 begin"), Deadline, "the upgrade hook");
 

@@ -121,7 +121,7 @@ internal static class Bench
         }
         await using var env = await LocalEnvironment.StartAsync(new LocalEnvironmentOptions { Directory = Path.Combine(directory, "env"), SystemConfig = quiet });
 
-        await env.AskAsync<ServiceDeployed>(new DeployService("bench", "bench", repository, units), TimeSpan.FromMinutes(5));
+        if (await env.DeployAsync("bench", "bench", repository, units) is not ServiceDeployed) throw new InvalidOperationException("deploy refused");
         await LocalEnvironment.WaitUntilAsync(async () =>
             (await env.Topology.ListUnitsAsync("bench")).All(u => u.State == Ensemble.Units.UnitPhase.Running), TimeSpan.FromMinutes(20), "units to run");
 
@@ -143,7 +143,7 @@ internal static class Bench
         var writesPerUnit = (env.Server.WriteCount - writes) / (double)units;
         var downloadsDone = env.Machine("m0").Cache.Downloads - downloads;
         var journalPerUnit = _keepAlive is null ? (JournalEvents(Path.Combine(directory, "env", "journal.db")) - journal) / (double)units : -1;
-        var bundle = FormulaPacker.Pack(FormulaLoader.Load(Path.Combine(repository, "bench")));
+        using var bundle = FormulaPacker.Pack(FormulaLoader.Load(Path.Combine(repository, "bench")));
         await BareLimitAsync(Path.Combine(directory, "bare-warm-up"), bundle, units, maxParallel);
         var bareCpuBefore = CpuTicks();
         var bare = await BareLimitAsync(Path.Combine(directory, "bare"), bundle, units, maxParallel);
@@ -164,7 +164,7 @@ internal static class Bench
         var inbox = Inbox.Create(env.System);
         env.Services.Tell(new WatchUpgrade("bench"), inbox.Receiver);
         var clock = Stopwatch.StartNew();
-        var started = await env.AskAsync<object>(new UpgradeFormula("bench", MaxParallel: maxParallel), TimeSpan.FromMinutes(5));
+        var started = await env.UpgradeAsync("bench", maxParallel: maxParallel);
         if (started is not UpgradeStarted) throw new InvalidOperationException($"upgrade refused: {started}");
         UpgradeFinished finished;
         while (true)
@@ -200,7 +200,7 @@ internal static class Bench
                 var data = Path.Combine(unitDir, "data");
                 Directory.CreateDirectory(data);
                 var context = new HookContext($"bare/{i}", "bare", formula, data, 2, Path.Combine(unitDir, "unit.log"), 1);
-                await Task.Run(() => BundleExtractor.Extract(bundle.Bytes, bundle.Sha256, formula));
+                await Task.Run(() => BundleExtractor.Extract(bundle.Path, bundle.Sha256, formula));
                 foreach (var hook in new[] { "stop", "upgrade-formula", "start" })
                 {
                     var result = await runner.RunAsync(hook, context, CancellationToken.None);

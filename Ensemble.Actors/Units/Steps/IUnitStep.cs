@@ -30,8 +30,11 @@ public sealed record UnitStepContext(string Unit, UnitPaths Paths, AgentContext 
         Unit, UnitNames.ServiceOf(Unit), Paths.FormulaDirectory, Paths.DataDirectory,
         formula.Id.Revision, Paths.LogPath, previousRevision, Paths.HookProcessFile);
 
-    /// <summary>Fetches and verifies the bundle, retrying with bounded exponential backoff; the failure says why.</summary>
-    public async Task<(byte[]? Bundle, string? Failure)> DownloadAsync(FormulaRef formula, CancellationToken token)
+    /// <summary>
+    /// Fetches and verifies the bundle, retrying with bounded exponential backoff; the path of the verified file in
+    /// the machine's cache, or the failure saying why.
+    /// </summary>
+    public async Task<(string? BundlePath, string? Failure)> DownloadAsync(FormulaRef formula, CancellationToken token)
     {
         var policy = Agent.Settings.DownloadRetry;
         string? lastFailure = null;
