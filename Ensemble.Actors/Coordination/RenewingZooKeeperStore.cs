@@ -21,9 +21,6 @@ public sealed class RenewingZooKeeperStore : ICoordinationStore
     private ZooKeeperCoordinationStore _current;
     private Task? _renewing;
 
-    /// <summary>The wait between attempts to open a new session: doubling from the first, capped at the second.</summary>
-    public static (TimeSpan First, TimeSpan Max) Backoff { get; } = (TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(10));
-
     private RenewingZooKeeperStore(ZooKeeperOptions options, Action<ZooKeeperCoordinationStore>? opened, Action<string>? log)
     {
         _options = options with { SessionId = 0, SessionPassword = null };
@@ -84,7 +81,7 @@ public sealed class RenewingZooKeeperStore : ICoordinationStore
     {
         var expired = Current;
         _log?.Invoke($"ZooKeeper session 0x{expired.SessionId:x} expired; opening a new one");
-        var wait = Backoff.First;
+        var wait = StoreTrouble.NextWait(TimeSpan.Zero);
         while (!_closing.IsCancellationRequested)
         {
             try
@@ -112,7 +109,7 @@ public sealed class RenewingZooKeeperStore : ICoordinationStore
             }
             try { await Task.Delay(wait, _closing.Token); }
             catch (OperationCanceledException) { return; }
-            wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, Backoff.Max.Ticks));
+            wait = StoreTrouble.NextWait(wait);
         }
     }
 

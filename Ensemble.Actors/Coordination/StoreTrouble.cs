@@ -6,6 +6,14 @@ namespace Ensemble.Coordination;
 /// </summary>
 public static class StoreTrouble
 {
+    /// <summary>The first wait before trying the store again, and the most any wait grows to.</summary>
+    public static readonly (TimeSpan First, TimeSpan Max) Backoff = (TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(10));
+
+    /// <summary>The wait after <paramref name="previous"/> (zero: none yet): doubling from the first, capped at the most.</summary>
+    public static TimeSpan NextWait(TimeSpan previous) => previous <= TimeSpan.Zero
+        ? Backoff.First
+        : TimeSpan.FromTicks(Math.Min(previous.Ticks * 2, Backoff.Max.Ticks));
+
     public static bool IsTransient(Exception ex) => ex.GetBaseException() switch
     {
         StoreException { Code: StoreErrorCode.ConnectionLoss or StoreErrorCode.SessionExpired or StoreErrorCode.OperationTimeout } => true,

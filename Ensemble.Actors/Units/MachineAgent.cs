@@ -131,8 +131,6 @@ public sealed class MachineAgent : ReceiveActor, IWithTimers
 
     private TimeSpan _announceBackoff = TimeSpan.Zero;
 
-    /// <summary>The wait before announcing again after the store refused: doubling from the first, capped at the second.</summary>
-    public static (TimeSpan First, TimeSpan Max) AnnounceBackoff { get; } = (TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(10));
 
     /// <summary>Writes the presence node (saga and controller find the agent by it), then adopts the units.</summary>
     private void Announce()
@@ -147,8 +145,7 @@ public sealed class MachineAgent : ReceiveActor, IWithTimers
     /// restart would stop every unit agent, and their hooks, with it).</summary>
     private void OnAnnounceFailed(AnnounceFailed m)
     {
-        _announceBackoff = _announceBackoff == TimeSpan.Zero ? AnnounceBackoff.First
-            : TimeSpan.FromTicks(Math.Min(_announceBackoff.Ticks * 2, AnnounceBackoff.Max.Ticks));
+        _announceBackoff = Coordination.StoreTrouble.NextWait(_announceBackoff);
         _log.Warning("machine {0}: cannot reach the store ({1}); trying again in {2:0.##} s",
             _context.Machine, m.Cause.GetBaseException().Message, _announceBackoff.TotalSeconds);
         Timers.StartSingleTimer("announce", new AnnounceAgain(), _announceBackoff);

@@ -199,9 +199,6 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
 
     private sealed record RetryStep(Guid Incarnation, long Sequence);
 
-    /// <summary>The wait before a step is tried again while the store is out of reach: doubling from the first, capped at the second.</summary>
-    public static (TimeSpan First, TimeSpan Max) StoreBackoff { get; } = (TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(10));
-
     private TimeSpan _storeBackoff = TimeSpan.Zero;
 
     private void BeginStep()
@@ -240,8 +237,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
             // backoff and is run again — not a crash, so a long outage is no restart storm that parks the unit.
             if (Coordination.StoreTrouble.IsTransient(m.Crash))
             {
-                _storeBackoff = _storeBackoff == TimeSpan.Zero ? StoreBackoff.First
-                    : TimeSpan.FromTicks(Math.Min(_storeBackoff.Ticks * 2, StoreBackoff.Max.Ticks));
+                _storeBackoff = Coordination.StoreTrouble.NextWait(_storeBackoff);
                 _log.Warning("{0}: {1} cannot reach the store ({2}); trying again in {3:0.##} s",
                     _unit, UnitLifecycle.StateName(_state.Phase), m.Crash.GetBaseException().Message, _storeBackoff.TotalSeconds);
                 Timers.StartSingleTimer("retry-step", new RetryStep(_incarnation, m.Sequence), _storeBackoff);

@@ -81,6 +81,15 @@ public sealed class FormulaTransferTests(ITestOutputHelper output)
             Assert.Contains("upgrade-formula 2", await File.ReadAllTextAsync(Path.Combine(data, "hooks.log")));
         }
 
+        // The operator reads each unit's hook output, from the host the unit runs on, through the controller.
+        foreach (var (unit, _) in units)
+        {
+            var log = await env.EnsembleAsync("log", "-n", "3", unit);
+            Assert.True(log.ExitCode == 0, log.ToString());
+            Assert.Contains("[start] hook start exited with code 0", log.Stdout);
+            Assert.Equal(3, log.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        }
+
         // Each host fetched each revision exactly once, from the controller, and kept it in its cache.
         var controllerAt = new Regex($@"fetched local:travel-\d \(\d+ bytes\) from controller {Regex.Escape(env.Controller.Address)}:{MultiHostEnvironment.ControllerPort}");
         foreach (var node in new[] { node1, node2 })
