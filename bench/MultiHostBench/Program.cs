@@ -6,10 +6,11 @@ using Ensemble.TestKit.MultiHost;
 
 // One upgrade of a service spread over 3 agent hosts (100 units each), and the same upgrade of the same number of
 // units on one agent host, in the same run, on simulated hosts (network namespaces; needs root and iproute2).
-// Usage: MultiHostBench [--hosts H] [--units-per-host U]      (default 3 × 100)
+// Usage: MultiHostBench [--hosts H] [--units-per-host U] [--single-first]      (default 3 × 100, the spread upgrade first)
 var hosts = Option("--hosts", 3);
 var perHost = Option("--units-per-host", 100);
 var total = hosts * perHost;
+var singleFirst = args.Contains("--single-first");
 Console.WriteLine($"ActorEnsemble multi-host upgrade benchmark — {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, " +
                   $"{hosts} agent hosts × {perHost} units vs {total} units on one agent host");
 
@@ -30,8 +31,18 @@ try
     await bench.DeployAsync("spread", agents, perHost);
     await bench.DeployAsync("single", ["solo"], total);
 
-    var spread = await bench.UpgradeAsync("spread", agents);
-    var single = await bench.UpgradeAsync("single", ["solo"]);
+    // --single-first measures the one-host upgrade first, to see what the order costs.
+    Measured spread, single;
+    if (singleFirst)
+    {
+        single = await bench.UpgradeAsync("single", ["solo"]);
+        spread = await bench.UpgradeAsync("spread", agents);
+    }
+    else
+    {
+        spread = await bench.UpgradeAsync("spread", agents);
+        single = await bench.UpgradeAsync("single", ["solo"]);
+    }
     Report(spread, single);
 }
 finally
@@ -60,6 +71,7 @@ void Report(Measured spread, Measured single)
         at = DateTime.UtcNow,
         hosts,
         unitsPerHost = perHost,
+        singleFirst,
         runs = new[] { spread, single }.Select(m => new
         {
             hosts = m.Hosts, units = m.Units, wallSeconds = m.Wall.TotalSeconds, cliSeconds = m.CliWall.TotalSeconds,
@@ -69,7 +81,7 @@ void Report(Measured spread, Measured single)
         }),
         ratio = new { wall = spread.Wall / single.Wall, controllerCpuPerUnit = spread.ControllerCpu / single.ControllerCpu },
     }, new JsonSerializerOptions { WriteIndented = true });
-    var path = Path.Combine(RepositoryRoot(), "bench", "results", hosts == 3 && perHost == 100 ? "multihost.json" : $"multihost-{hosts}x{perHost}.json");
+    var path = Path.Combine(RepositoryRoot(), "bench", "results", hosts == 3 && perHost == 100 && !singleFirst ? "multihost.json" : $"multihost-{hosts}x{perHost}{(singleFirst ? "-single-first" : "")}.json");
     File.WriteAllText(path, json + "\n");
     Console.WriteLine($"written to {path}");
 }
