@@ -59,6 +59,31 @@ public sealed class FaultHealingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_host_cut_off_from_zookeeper_alone_past_its_session_opens_a_new_one_in_the_same_actor_system_and_finishes_its_upgrade()
+    {
+        await using var env = await MultiHostEnvironment.StartAsync(output, "a1", "a2");
+        var fleet = await Fleet.DeployAsync(env);
+        var a1 = env.Network["a1"];
+        var sessionFile = Path.Combine(MultiHostEnvironment.DataDirectoryOf(a1), "machines", "a1", "zookeeper-session.json");
+        var before = ZooKeeperSessionFile.Load(sessionFile)?.SessionId ?? throw new InvalidOperationException($"no session in {sessionFile}");
+
+        await fleet.StartHeldUpgradeAsync();
+        // a1 keeps the cluster (the controller and a2 reach it) and loses ZooKeeper only.
+        await a1.CutOffFromAsync(env.ZooKeeper.Host);
+        fleet.Release();
+        await env.ZooKeeper.Process.WaitForOutputAsync(new Regex($"Expiring session 0x0*{before:x}\\b"), TimeSpan.FromSeconds(60));
+        await a1.ReconnectToAsync(env.ZooKeeper.Host);
+
+        await fleet.Node("a1").WaitForOutputAsync(new Regex($"ZooKeeper session 0x[0-9a-f]+ replaces the expired 0x0*{before:x}\\b"), Healing);
+        await env.StatusUntilAsync(s => MultiHostEnvironment.MachineState(s, "a1") == "started" && fleet.AllUpgraded(s), Healing, "a1 started and every unit on revision 2");
+        var log = fleet.Node("a1").ReadLog();
+        Assert.DoesNotContain("is up again", log);
+        Assert.False(fleet.Node("a1").HasExited);
+        Assert.NotEqual(before, ZooKeeperSessionFile.Load(sessionFile)?.SessionId);
+        fleet.AssertDataKeptAndHookRanOnce();
+    }
+
+    [Fact]
     public async Task An_agent_node_killed_mid_upgrade_and_started_again_with_its_line_finishes_the_upgrade()
     {
         await using var env = await MultiHostEnvironment.StartAsync(output, "a1", "a2");
