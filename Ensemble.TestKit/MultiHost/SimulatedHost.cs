@@ -145,6 +145,25 @@ public sealed class SimulatedHost
         IsCutOff = false;
     }
 
+    /// <summary>
+    /// Cuts only the path between this host and <paramref name="other"/> (a blackhole route to the other's address in
+    /// each of the two namespaces); both keep reaching every other host. Undone by <see cref="ReconnectToAsync"/>.
+    /// </summary>
+    public async Task CutOffFromAsync(SimulatedHost other)
+    {
+        Network.ThrowIfDisposed();
+        await Tools.IpAsync("-n", Namespace, "route", "add", "blackhole", other.Address + "/32");
+        await Tools.IpAsync("-n", other.Namespace, "route", "add", "blackhole", Address + "/32");
+    }
+
+    /// <summary>Undoes <see cref="CutOffFromAsync"/>.</summary>
+    public async Task ReconnectToAsync(SimulatedHost other)
+    {
+        Network.ThrowIfDisposed();
+        await Tools.IpAsync("-n", Namespace, "route", "del", "blackhole", other.Address + "/32");
+        await Tools.IpAsync("-n", other.Namespace, "route", "del", "blackhole", Address + "/32");
+    }
+
     /// <summary>Starts a real ZooKeeper server on this host, serving on its address, and waits until it serves.</summary>
     /// <param name="port">its client port on this host's address.</param>
     /// <param name="tickTime">ms; session timeouts are clamped to [2, 20] ticks (the default allows sessions of 1 s).</param>

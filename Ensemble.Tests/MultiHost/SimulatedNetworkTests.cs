@@ -116,6 +116,26 @@ public sealed class SimulatedNetworkTests(ITestOutputHelper output)
         Assert.Equal("hello from b", (await ReadFromAsync(a, b.Address)).Stdout.Trim());
     }
 
+    [Fact]
+    public async Task Two_hosts_cut_off_from_each_other_still_reach_every_other_host_until_reconnected()
+    {
+        await using var network = await SimulatedNetwork.CreateAsync();
+        var (a, b, c) = (await network.AddHostAsync("a"), await network.AddHostAsync("b"), await network.AddHostAsync("c"));
+        await Task.WhenAll(StartListener(a).WaitForOutputAsync("listening", Deadline), StartListener(b).WaitForOutputAsync("listening", Deadline),
+            StartListener(c).WaitForOutputAsync("listening", Deadline));
+
+        await a.CutOffFromAsync(b);
+        Assert.False(await a.CanConnectAsync(b.Address, 7000, TimeSpan.FromSeconds(1)));
+        Assert.False(await b.CanConnectAsync(a.Address, 7000, TimeSpan.FromSeconds(1)));
+        Assert.True(await a.CanConnectAsync(c.Address, 7000));
+        Assert.True(await b.CanConnectAsync(c.Address, 7000));
+        Assert.True(await c.CanConnectAsync(a.Address, 7000));
+
+        await a.ReconnectToAsync(b);
+        await a.WaitUntilReachableAsync(b.Address, 7000, Deadline);
+        await b.WaitUntilReachableAsync(a.Address, 7000, Deadline);
+    }
+
     private const string Kazoo = """
         import sys
         from kazoo.client import KazooClient
