@@ -138,15 +138,8 @@ public sealed class FaultHealingTests(ITestOutputHelper output)
     private static string? Progress(JsonElement status, string unit) =>
         status.GetProperty("services").GetProperty(Service).GetProperty("units").GetProperty(unit).GetProperty("progress").GetString();
 
-    private static async Task Until(Func<bool> condition, TimeSpan timeout, string what)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what}: not within {timeout}");
-            await Task.Delay(100);
-        }
-    }
+    private static Task Until(Func<bool> condition, TimeSpan timeout, string what) =>
+        LocalEnvironment.WaitUntilAsync(() => Task.FromResult(condition()), timeout, what);
 
     /// <summary>Four units of hello over agent nodes on a1 and a2, each with a file of data it must keep.</summary>
     private sealed class Fleet

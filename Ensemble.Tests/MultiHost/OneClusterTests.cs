@@ -188,13 +188,6 @@ public sealed class OneClusterTests(ITestOutputHelper output)
             (env.ControllerNodeAddress, "controller"), ($"akka.tcp://ensemble@{a1.Address}:", "agent")), 1, TimeSpan.FromSeconds(30));
     }
 
-    private static async Task Eventually(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what}: not within 30 s");
-            await Task.Delay(100);
-        }
-    }
+    private static Task Eventually(Func<bool> condition, string what) =>
+        LocalEnvironment.WaitUntilAsync(() => Task.FromResult(condition()), TimeSpan.FromSeconds(30), what);
 }
