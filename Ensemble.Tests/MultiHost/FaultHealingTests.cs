@@ -28,8 +28,7 @@ public sealed class FaultHealingTests(ITestOutputHelper output)
         await using var env = await MultiHostEnvironment.StartAsync(output, "a1", "a2");
         var fleet = await Fleet.DeployAsync(env);
         var a1 = env.Network["a1"];
-        var sessionFile = Path.Combine(MultiHostEnvironment.DataDirectoryOf(a1), "machines", "a1", "zookeeper-session.json");
-        var before = ZooKeeperSessionFile.Load(sessionFile)?.SessionId ?? throw new InvalidOperationException($"no session in {sessionFile}");
+        var (sessionFile, before) = SavedSession(a1);
 
         await fleet.StartHeldUpgradeAsync();
         await a1.CutOffAsync();
@@ -64,8 +63,7 @@ public sealed class FaultHealingTests(ITestOutputHelper output)
         await using var env = await MultiHostEnvironment.StartAsync(output, "a1", "a2");
         var fleet = await Fleet.DeployAsync(env);
         var a1 = env.Network["a1"];
-        var sessionFile = Path.Combine(MultiHostEnvironment.DataDirectoryOf(a1), "machines", "a1", "zookeeper-session.json");
-        var before = ZooKeeperSessionFile.Load(sessionFile)?.SessionId ?? throw new InvalidOperationException($"no session in {sessionFile}");
+        var (sessionFile, before) = SavedSession(a1);
 
         await fleet.StartHeldUpgradeAsync();
         // a1 keeps the cluster (the controller and a2 reach it) and loses ZooKeeper only.
@@ -137,6 +135,13 @@ public sealed class FaultHealingTests(ITestOutputHelper output)
 
     private static string? Progress(JsonElement status, string unit) =>
         status.GetProperty("services").GetProperty(Service).GetProperty("units").GetProperty(unit).GetProperty("progress").GetString();
+
+    /// <summary>The file where a host's agent saves its ZooKeeper session, and the session saved there now.</summary>
+    private static (string File, long SessionId) SavedSession(SimulatedHost host)
+    {
+        var file = Path.Combine(MultiHostEnvironment.DataDirectoryOf(host), "machines", host.Name, "zookeeper-session.json");
+        return (file, ZooKeeperSessionFile.Load(file)?.SessionId ?? throw new InvalidOperationException($"no session in {file}"));
+    }
 
     private static Task Until(Func<bool> condition, TimeSpan timeout, string what) =>
         LocalEnvironment.WaitUntilAsync(() => Task.FromResult(condition()), timeout, what);
