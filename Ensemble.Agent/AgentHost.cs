@@ -30,6 +30,12 @@ public static class AgentHost
           --join ADDR:PORT[,ADDR:PORT...]
                                the controllers to join through (an agent on another host): their join gate admits
                                the machine first, then the node joins their cluster      (ENSEMBLE_JOIN)
+                               A controller needs no token: it joins the controllers it finds alive in ZooKeeper,
+                               and those given here                                      (see 'ensemble enable-ha')
+          --journal CONNECTION a controller's PostgreSQL journal, shared by all controllers: an Npgsql connection
+                               string, e.g. "Host=db;Database=ensemble;Username=ensemble" (the password from
+                               PGPASSWORD or a passfile rather than the command line)  (ENSEMBLE_JOURNAL;
+                               default: SQLite in the data directory, for one controller)
           --token TOKEN        the machine's join token, from 'ensemble add-machine'     (ENSEMBLE_TOKEN)
           --host ADDRESS       address to bind      (ENSEMBLE_HOST, default 127.0.0.1, or with --join the address
                                this host reaches the controller from)
@@ -48,7 +54,7 @@ public static class AgentHost
         """;
 
     private static readonly string[] Flags =
-        ["data-dir", "environment", "roles", "machine", "join", "token", "host", "public-host", "port", "config", "ready-file", "zookeeper", "root"];
+        ["data-dir", "environment", "roles", "machine", "join", "token", "host", "public-host", "port", "config", "ready-file", "zookeeper", "root", "journal"];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -172,8 +178,16 @@ public static class AgentHost
                 throw new ArgumentException("--token goes with --join (the controllers to join through); pass both, as 'ensemble add-machine' printed them.");
         }
         else if (roles.Contains(NodeOptions.ControllerRole))
-            throw new ArgumentException("a controller node does not join another controller yet (one controller per environment); drop --join, or pass --roles agent.");
+        {
+            if (get("zookeeper", "ENSEMBLE_ZOOKEEPER") is null)
+                throw new ArgumentException("a controller joins other controllers through the ZooKeeper they share: pass --zookeeper as well (see 'ensemble enable-ha').");
+            if (token is not null)
+                throw new ArgumentException("a controller joins without a token (it proves itself through ZooKeeper and the journal); drop --token.");
+        }
 
+        var journal = get("journal", "ENSEMBLE_JOURNAL");
+        if (journal is not null && !roles.Contains(NodeOptions.ControllerRole))
+            throw new ArgumentException("--journal is the controllers' journal; an agent node keeps none: drop it, or add the controller role.");
         var host = get("host", "ENSEMBLE_HOST");
         if (host is null && join.Count > 0)
         {
@@ -198,6 +212,7 @@ public static class AgentHost
             PublicHostname = publicHost,
             Join = join,
             Token = token,
+            Journal = journal,
         };
     }
 

@@ -31,7 +31,7 @@ public static class EnsembleCli
         {
             EnvironmentCommands.Bootstrap(), EnvironmentCommands.Connect(), EnvironmentCommands.Disconnect(),
             EnvironmentCommands.RestartEnvironment(), EnvironmentCommands.DestroyEnvironment(),
-            MachineCommands.AddMachine(), MachineCommands.RemoveMachine(), MachineCommands.Node(),
+            MachineCommands.AddMachine(), MachineCommands.RemoveMachine(), MachineCommands.EnableHa(), MachineCommands.Node(),
             ServiceCommands.Deploy(), ServiceCommands.AddUnit(), ServiceCommands.RemoveUnit(), ServiceCommands.DestroyService(),
             StatusCommand.Build(), UpgradeCommand.Build(), UnitCommands.Resolved(), UnitCommands.Log(),
             CompletionCommand.Build(),

@@ -34,6 +34,12 @@ public sealed record NodeOptions(
     /// <summary>The join token `ensemble add-machine` issued for <see cref="Machine"/>.</summary>
     public string? Token { get; init; }
 
+    /// <summary>A controller's PostgreSQL journal (an Npgsql connection string) shared by every controller; null: SQLite in the data directory.</summary>
+    public string? Journal { get; init; }
+
+    /// <summary>How the controller directory names this node's journal kind.</summary>
+    public string JournalKind => Journal is null ? Formulas.Transfer.ControllerPresence.SqliteJournal : Formulas.Transfer.ControllerPresence.PostgresJournal;
+
     /// <summary>Where an agent keeps its ZooKeeper session id and password, to resume it after a restart.</summary>
     public string ZooKeeperSessionFile => Path.Combine(MachineDirectory, "zookeeper-session.json");
 
@@ -43,6 +49,9 @@ public sealed record NodeOptions(
     public bool IsController => Roles.Contains(ControllerRole);
     public bool IsAgent => Roles.Contains(AgentRole);
     public bool Joins => Join.Count > 0;
+
+    /// <summary>Whether the node passes a controller's join gate before it joins (agent nodes; a controller joins the controllers it finds).</summary>
+    public bool PassesJoinGate => Joins && !IsController;
 
     public string AdvertisedHostname => string.IsNullOrEmpty(PublicHostname) ? Hostname : PublicHostname;
 
@@ -136,14 +145,14 @@ public sealed class EnsembleNode : IAsyncDisposable
         var root = config.GetString("ensemble.root", TopologyStore.DefaultRoot);
         options = options with { ZooKeeper = options.ZooKeeper ?? NonEmpty(config.GetString("ensemble.zookeeper.servers", "")) };
         // Without ZooKeeper, the embedded store in the data directory stands in for it (one machine).
-        var server = options.ZooKeeper is null && !options.Joins ? EmbeddedCoordinationServer.Open(options.StoreDirectory) : null;
+        var server = options.ZooKeeper is null && !options.PassesJoinGate ? EmbeddedCoordinationServer.Open(options.StoreDirectory) : null;
         var system = ActorSystem.Create(SystemName, config);
         var node = new EnsembleNode(system, options, server);
         try
         {
             var cluster = Cluster.Get(system);
             IReadOnlyList<Address> seeds = [cluster.SelfAddress];
-            if (options.Joins)
+            if (options.PassesJoinGate)
             {
                 var admitted = await JoinGate.AdmitAsync(system, options.Join,
                     new MachineRequests.JoinMachine(options.Machine, options.Token ?? "", cluster.SelfAddress.ToString()),
@@ -153,6 +162,8 @@ public sealed class EnsembleNode : IAsyncDisposable
                 seeds = admitted.SeedNodes.Select(Address.Parse).ToList();
                 if (seeds.Count == 0) throw new InvalidOperationException("the controller admitted this node but named no seed node to join");
             }
+            else if (options.IsController && options.ZooKeeper is not null)
+                seeds = await node.ControllerSeedsAsync(config, root);
             await node.StartRolesAsync(config, root, seeds);
         }
         catch
@@ -173,7 +184,7 @@ public sealed class EnsembleNode : IAsyncDisposable
         if (seeds.Count == 1 && seeds[0] == cluster.SelfAddress) await cluster.JoinAsync(cluster.SelfAddress);
         else cluster.JoinSeedNodes(seeds);
         // A node the controller downs at once (not admitted after all) terminates instead of coming up.
-        var first = await Task.WhenAny(up.Task, System.WhenTerminated, Task.Delay(MemberUpDeadline));
+        var first = await Task.WhenAny(up.Task, System.WhenTerminated, Task.Delay(Options.IsController && seeds[0] != cluster.SelfAddress ? ControllerJoinDeadline : MemberUpDeadline));
         if (first != up.Task)
             throw new InvalidOperationException(System.WhenTerminated.IsCompleted
                 ? $"the cluster at {string.Join(", ", seeds)} removed this node while it joined"
@@ -206,29 +217,85 @@ public sealed class EnsembleNode : IAsyncDisposable
 
         if (Options.IsController)
         {
-            var session = await OpenAsync(sessionTimeout, resumable: false);
+            var session = _controllerSession ?? await OpenAsync(sessionTimeout, resumable: false);
             var topology = new TopologyStore(session, root);
             await topology.EnsureLayoutAsync();
-            var registry = System.ActorOf(MachineRegistry.Props(topology, new MachineRegistrySettings(
+            // The machine registry and the service coordinators are cluster singletons on the oldest controller: with
+            // several controllers exactly one of each acts, and each moves to another controller when its node goes.
+            var registry = StartSingleton(MachineRegistry.Props(topology, new MachineRegistrySettings(
                 Options.Environment, Options.ZooKeeper, root, Options.IsAgent ? Options.Machine : null,
-                config.GetInt("ensemble.limits.machines-per-environment", 1000))), MachineRegistry.ActorName);
+                config.GetInt("ensemble.limits.machines-per-environment", 1000), SharedJournal: Options.Journal is not null)), MachineRegistry.ActorName);
+            if (Options.IsAgent) registry.Tell(new MachineRequests.ControllerMachine(Options.Machine, Address.ToString()));
             var context = new ControllerContext(topology, storage, EnsembleConfig.ControllerSettings(config), Options.JournalPath, registry);
-            System.ActorOf(ClusterSingletonManager.Props(
-                ServiceManager.Props(context, Options.Environment), PoisonPill.Instance,
-                ClusterSingletonManagerSettings.Create(System).WithRole(NodeOptions.ControllerRole)), "services-singleton");
-            var proxy = System.ActorOf(ClusterSingletonProxy.Props("/user/services-singleton",
-                ClusterSingletonProxySettings.Create(System).WithRole(NodeOptions.ControllerRole)), ServiceManager.ActorName);
+            var proxy = StartSingleton(ServiceManager.Props(context, Options.Environment), ServiceManager.ActorName);
             var receptionist = ClusterClientReceptionist.Get(System);
             receptionist.RegisterService(proxy);
             receptionist.RegisterService(registry);
-            new ConnectionFile(ConnectionFile.CurrentFormat, Options.Environment, [$"{Address.Host}:{Address.Port}"]).Write(Options.ConnectionFilePath);
 
             // Formulas travel: uploads from the operator in, bundles out to agents on other nodes.
-            var (uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, context, storage.IncomingDirectory);
+            var presence = _presence ?? EnsembleWiring.PresenceOf(System, Options.JournalKind);
+            var (uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, context, storage.IncomingDirectory, presence);
             receptionist.RegisterService(uploads);
+            var controllers = (await new Formulas.Transfer.ControllerDirectory(topology).ListAsync()).Select(c => c.Node).Where(n => n != presence.Node);
+            new ConnectionFile(ConnectionFile.CurrentFormat, Options.Environment, [presence.Node, .. controllers]).Write(Options.ConnectionFilePath);
         }
 
         _ = System.WhenTerminated.ContinueWith(_ => CloseStore(), TaskScheduler.Default);
+    }
+
+    /// <summary>A cluster singleton on the controllers, and its proxy at /user/<paramref name="name"/>.</summary>
+    private IActorRef StartSingleton(Props props, string name)
+    {
+        System.ActorOf(ClusterSingletonManager.Props(props, PoisonPill.Instance,
+            ClusterSingletonManagerSettings.Create(System).WithRole(NodeOptions.ControllerRole)), name + "-singleton");
+        return System.ActorOf(ClusterSingletonProxy.Props($"/user/{name}-singleton",
+            ClusterSingletonProxySettings.Create(System).WithRole(NodeOptions.ControllerRole)), name);
+    }
+
+    private ICoordinationStore? _controllerSession;
+    private Formulas.Transfer.ControllerPresence? _presence;
+
+    /// <summary>How long a starting controller waits for the controllers it found to let it join.</summary>
+    private static readonly TimeSpan ControllerJoinDeadline = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The seed nodes of a controller whose environment keeps its topology in ZooKeeper. The store decides who
+    /// founds the cluster: a controller that finds other controllers alive there (their ephemeral records) joins
+    /// them, and founds a cluster of its own only when it finds none — so a controller restarted after a crash or
+    /// a partition never forms a second world beside the running one. It announces itself before it joins, so
+    /// the machine registry knows it for a controller. Controllers side by side must share a PostgreSQL journal:
+    /// a SQLite one is refused, as is starting beside one.
+    /// </summary>
+    private async Task<IReadOnlyList<Address>> ControllerSeedsAsync(Config config, string root)
+    {
+        var sessionTimeout = config.GetTimeSpan("ensemble.zookeeper.session-timeout", TimeSpan.FromSeconds(10));
+        _controllerSession = await OpenAsync(sessionTimeout, resumable: false);
+        var topology = new TopologyStore(_controllerSession, root);
+        await topology.EnsureLayoutAsync();
+        var directory = new Formulas.Transfer.ControllerDirectory(topology);
+        var self = Cluster.Get(System).SelfAddress;
+        _presence = EnsembleWiring.PresenceOf(System, Options.JournalKind);
+        var me = _presence.Node;
+        // Records of controllers that died go with their sessions, within the session timeout: wait that long for
+        // them to go before refusing (a SQLite controller restarted at once, on another port, finds its own).
+        var deadline = DateTime.UtcNow + sessionTimeout + TimeSpan.FromSeconds(2);
+        while (true)
+        {
+            var others = (await directory.ListAsync()).Where(c => c.Node != me).ToList();
+            var conflict = others.Count > 0 && (!_presence.SharesJournal || others.Any(o => !o.SharesJournal));
+            if (!conflict)
+            {
+                await directory.RegisterAsync(_presence);
+                var hinted = Options.Join.Select(j => Address.Parse($"akka.tcp://{SystemName}@{j}"));
+                return others.Select(o => Address.Parse(o.Address ?? $"akka.tcp://{SystemName}@{o.Node}"))
+                    .Concat(hinted).Where(a => a != self).Distinct().DefaultIfEmpty(self).ToList();
+            }
+            if (DateTime.UtcNow > deadline)
+                throw new InvalidOperationException(
+                    $"controller {others[0].Node} of environment '{Options.Environment}' is running (journal: {others[0].Journal ?? "sqlite"}), and this one journals to " +
+                    $"{Options.JournalKind}; several controllers must share one PostgreSQL journal: start every controller with the same --journal, or stop the other one first");
+            await Task.Delay(TimeSpan.FromMilliseconds(500));
+        }
     }
 
     private static string? NonEmpty(string? text) => string.IsNullOrWhiteSpace(text) ? null : text;

@@ -22,14 +22,22 @@ public static class EnsembleWiring
     /// operator's uploads through the receptionist) and the bundle server (<c>/user/formula-bundles</c>, for agents),
     /// announced to agents by an ephemeral record in the store.
     /// </summary>
-    public static async Task<(IActorRef Uploads, IActorRef Bundles)> StartFormulaTransferAsync(ActorSystem system, ControllerContext context, string incomingDirectory)
+    public static async Task<(IActorRef Uploads, IActorRef Bundles)> StartFormulaTransferAsync(ActorSystem system, ControllerContext context, string incomingDirectory,
+        ControllerPresence? presence = null)
     {
         var uploads = system.ActorOf(UploadReceiver.Props(context.Storage, incomingDirectory, context.FormulaLimits), BundleTransfer.UploadsActorName);
         var bundles = system.ActorOf(BundleServer.Props(context.Storage), BundleTransfer.BundlesActorName);
+        await new ControllerDirectory(context.Topology).RegisterAsync(presence ?? PresenceOf(system, ControllerPresence.SqliteJournal));
+        return (uploads, bundles);
+    }
+
+    /// <summary>How this node announces itself as a controller (its bundle server lives at a fixed path, so the record can be written before it runs).</summary>
+    public static ControllerPresence PresenceOf(ActorSystem system, string journal)
+    {
         var address = ((ExtendedActorSystem)system).Provider.DefaultAddress;
         var node = address.Host is { } host && address.Port is { } port ? $"{host}:{port}" : "local";
-        await new ControllerDirectory(context.Topology).RegisterAsync(new ControllerPresence(node, bundles.Path.ToStringWithAddress(address)));
-        return (uploads, bundles);
+        var bundles = new RootActorPath(address) / "user" / BundleTransfer.BundlesActorName;
+        return new ControllerPresence(node, bundles.ToString(), address.ToString(), DateTimeOffset.UtcNow, journal);
     }
 
     /// <summary>

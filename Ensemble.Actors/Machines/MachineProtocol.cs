@@ -20,6 +20,19 @@ public static class MachineRequests
 
     /// <summary>Answered with <see cref="MachineReplies.MachineViews"/>: every machine and its agent's state now.</summary>
     public sealed record GetMachines : IWireMessage;
+
+    /// <summary>
+    /// A controller node that also has the agent role tells the registry which machine it serves, at every start: a
+    /// controller's own machine has no join token (it joins no other way) and goes with its controller. Accepted
+    /// only from a member with the controller role.
+    /// </summary>
+    public sealed record ControllerMachine(string Machine, string Node) : IWireMessage;
+
+    /// <summary>
+    /// `ensemble enable-ha`: answered with <see cref="MachineReplies.HaPlan"/> (what more controllers need to be
+    /// started with), or <see cref="MachineReplies.MachineRejected"/> when this environment cannot have several.
+    /// </summary>
+    public sealed record PlanHa(int Controllers) : IWireMessage;
 }
 
 /// <summary>What the machine registry answers.</summary>
@@ -40,6 +53,9 @@ public static class MachineReplies
     public sealed record MachineRejected(string Machine, RejectionKind Kind, string Reason) : IWireMessage;
 
     public sealed record MachineViews(IReadOnlyList<MachineView> Machines) : IWireMessage;
+
+    /// <summary>What a new controller is started with: the environment, its ZooKeeper and root, the running controllers (HOST:PORT), and how many more to start.</summary>
+    public sealed record HaPlan(string Environment, string ZooKeeper, string Root, IReadOnlyList<string> Controllers, int ToStart) : IWireMessage;
 }
 
 /// <summary>A machine as status shows it: Node is its node's cluster address, Since when its agent entered State.</summary>

@@ -17,13 +17,15 @@ public sealed record MachineRegistrySettings(
     string Root,
     string? OwnMachine,
     int MachinesLimit = 1000,
-    TimeSpan? CheckInterval = null)
+    TimeSpan? CheckInterval = null,
+    bool SharedJournal = false)
 {
     public TimeSpan Interval => CheckInterval ?? TimeSpan.FromSeconds(2);
 }
 
 /// <summary>
-/// The machines of the environment, on every controller node at <c>/user/machines</c>: it adds and removes
+/// The machines of the environment, a cluster singleton on the controllers (its proxy at <c>/user/machines</c> on
+/// every controller node, so exactly one registry decides however many controllers run): it adds and removes
 /// machines (a record with the hash of a fresh join token), is the join gate agent nodes pass before they join
 /// the cluster, downs any member that joined without being admitted, and keeps each machine's agent state
 /// (started / down / lost, and since when) in its record, from cluster events and the agents' presence nodes.
@@ -48,11 +50,16 @@ public sealed class MachineRegistry : ReceiveActor, IWithTimers, IWithUnboundedS
     /// <summary>Records whose last write failed: written again at the next check.</summary>
     private readonly HashSet<string> _unwritten = new(StringComparer.Ordinal);
     private IReadOnlySet<string> _present = new HashSet<string>();
+    /// <summary>Members with the controller role, and the controllers announced in the store (HOST:PORT), which are admitted without a machine.</summary>
+    private readonly HashSet<string> _controllerMembers = new(StringComparer.Ordinal);
+    private IReadOnlySet<string> _announcedControllers = new HashSet<string>();
+    private readonly Formulas.Transfer.ControllerDirectory _directory;
     /// <summary>Store writes, chained so the store sees them in the order they were decided.</summary>
     private Task _writes = Task.CompletedTask;
 
-    private sealed record Loaded(IReadOnlyList<MachineRecord> Machines, IReadOnlySet<string> Present);
+    private sealed record Loaded(IReadOnlyList<MachineRecord> Machines, IReadOnlySet<string> Present, IReadOnlySet<string> Controllers);
     private sealed record PresenceRead(IReadOnlySet<string>? Present, IActorRef? ReplyTo);
+    private sealed record ControllersRead(IReadOnlySet<string>? Controllers);
     private sealed record WriteFailed(string Machine, string Reason);
     private sealed record Checked(IReadOnlyList<string> Units, RemoveMachine Request, IActorRef ReplyTo, string? Failure);
 
@@ -69,6 +76,7 @@ public sealed class MachineRegistry : ReceiveActor, IWithTimers, IWithUnboundedS
         _topology = topology;
         _settings = settings;
         _self = _cluster.SelfAddress.ToString();
+        _directory = new Formulas.Transfer.ControllerDirectory(topology);
         Loading();
     }
 
@@ -87,7 +95,9 @@ public sealed class MachineRegistry : ReceiveActor, IWithTimers, IWithUnboundedS
     private void Load()
     {
         var topology = _topology;
-        Task.Run(async () => new Loaded(await topology.ListMachinesAsync(), await topology.ListPresentMachinesAsync()))
+        var directory = _directory;
+        Task.Run(async () => new Loaded(await topology.ListMachinesAsync(), await topology.ListPresentMachinesAsync(),
+                (await directory.ListAsync()).Select(c => c.Node).ToHashSet(StringComparer.Ordinal)))
             .PipeTo(Self);
     }
 
@@ -98,6 +108,7 @@ public sealed class MachineRegistry : ReceiveActor, IWithTimers, IWithUnboundedS
         {
             foreach (var machine in loaded.Machines) _machines[machine.Name] = machine;
             _present = loaded.Present;
+            _announcedControllers = loaded.Controllers;
             RecordOwnMachine();
             Become(Ready);
             Stash.UnstashAll();
@@ -143,6 +154,13 @@ public sealed class MachineRegistry : ReceiveActor, IWithTimers, IWithUnboundedS
             _unwritten.Add(failed.Machine);
             _log.Warning("could not record machine '{0}' in the store, trying again: {1}", failed.Machine, failed.Reason);
         });
+        Receive<ControllersRead>(read =>
+        {
+            if (read.Controllers is not null) _announcedControllers = read.Controllers;
+            foreach (var node in _members.Keys.ToList()) Guard(node, readIfUnknown: false);
+        });
+        Receive<ControllerMachine>(OnControllerMachine);
+        Receive<PlanHa>(OnPlanHa);
         Receive<GetMachines>(_ => ReadPresence(Sender));
         Receive<AddMachine>(OnAdd);
         Receive<RemoveMachine>(OnRemove);
@@ -162,11 +180,13 @@ public sealed class MachineRegistry : ReceiveActor, IWithTimers, IWithUnboundedS
             case ClusterEvent.MemberRemoved removed:
                 var gone = removed.Member.Address.ToString();
                 _members.Remove(gone);
+                _controllerMembers.Remove(gone);
                 _addresses.Remove(gone);
                 _downed.Remove(gone);
                 return null;
             case ClusterEvent.IMemberEvent changed:
                 var node = changed.Member.Address.ToString();
+                if (changed.Member.HasRole(Hosting.NodeOptions.ControllerRole)) _controllerMembers.Add(node);
                 _members[node] = new MemberView(changed.Member.Status, _members.GetValueOrDefault(node)?.Reachable ?? true);
                 _addresses[node] = changed.Member.Address;
                 return node;
@@ -192,11 +212,28 @@ public sealed class MachineRegistry : ReceiveActor, IWithTimers, IWithUnboundedS
     /// Akka's join protocol has no hook to refuse a node, so a member that is neither this node nor the node last
     /// admitted for a machine is downed as soon as it is seen: a node that skipped the join gate joins nothing.
     /// </summary>
-    private void Guard(string node)
+    /// <remarks>
+    /// A controller is admitted by its record in the store's controller directory, written before it joins (a node
+    /// that can write the store holds the environment's keys already); one not seen there yet is looked up first.
+    /// </remarks>
+    private void Guard(string node, bool readIfUnknown = true)
     {
         if (!_members.TryGetValue(node, out var member)) return;
         if (member.Status is not (MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up)) return;
-        if (MachineLogic.IsAdmitted(node, _self, _machines.Values) || !_downed.Add(node)) return;
+        if (MachineLogic.IsAdmitted(node, _self, _machines.Values)) return;
+        if (_controllerMembers.Contains(node) && _addresses.TryGetValue(node, out var address))
+        {
+            if (_announcedControllers.Contains(MachineLogic.HostAndPort(node) ?? "")) return;
+            if (readIfUnknown)
+            {
+                var directory = _directory;
+                directory.ListAsync().PipeTo(Self,
+                    success: list => new ControllersRead(list.Select(c => c.Node).ToHashSet(StringComparer.Ordinal)),
+                    failure: _ => new ControllersRead(null));
+                return;
+            }
+        }
+        if (!_downed.Add(node)) return;
         _log.Warning("downing {0}: it is in the cluster without being admitted (it is not the node last admitted for any machine)", node);
         _cluster.Down(_addresses[node]);
     }
@@ -248,9 +285,9 @@ public sealed class MachineRegistry : ReceiveActor, IWithTimers, IWithUnboundedS
                 "start its controller with --zookeeper to add machines"));
             return;
         }
-        if (name == _settings.OwnMachine)
+        if (name == _settings.OwnMachine || (_machines.TryGetValue(name, out var own) && own.TokenHash is null))
         {
-            Sender.Tell(Reject(RejectionKind.Conflict, $"machine '{name}' is the controller's own machine; pick another name"));
+            Sender.Tell(Reject(RejectionKind.Conflict, $"machine '{name}' is a controller's own machine; pick another name"));
             return;
         }
         if (_machines.TryGetValue(name, out var existing))
@@ -294,12 +331,12 @@ public sealed class MachineRegistry : ReceiveActor, IWithTimers, IWithUnboundedS
     private void OnRemove(RemoveMachine request)
     {
         var name = request.Machine;
-        if (!_machines.TryGetValue(name, out _))
+        if (!_machines.TryGetValue(name, out var existing))
         {
             Sender.Tell(new MachineRejected(name, RejectionKind.NotFound, $"machine '{name}' does not exist; see 'ensemble status' for the machines"));
             return;
         }
-        if (name == _settings.OwnMachine)
+        if (name == _settings.OwnMachine || existing.TokenHash is null)
         {
             Sender.Tell(new MachineRejected(name, RejectionKind.Conflict, $"machine '{name}' is the controller's own machine; it goes with the controller"));
             return;
@@ -388,13 +425,50 @@ public sealed class MachineRegistry : ReceiveActor, IWithTimers, IWithUnboundedS
 
     private void RecordOwnMachine()
     {
-        if (_settings.OwnMachine is not { } own) return;
+        if (_settings.OwnMachine is { } own) RecordControllerMachine(own, _self);
+    }
+
+    private void RecordControllerMachine(string machine, string node)
+    {
         var now = DateTimeOffset.UtcNow;
-        var record = _machines.GetValueOrDefault(own) ?? new MachineRecord(own, null, now, State: AgentState.Down, Since: now);
-        if (record.Node == _self && _machines.ContainsKey(own)) return;
-        record = record with { Node = _self, AdmittedAt = now };
-        _machines[own] = record;
+        var record = _machines.GetValueOrDefault(machine) ?? new MachineRecord(machine, null, now, State: AgentState.Down, Since: now);
+        if (record.Node == node && _machines.ContainsKey(machine)) return;
+        record = record with { Node = node, AdmittedAt = now };
+        _machines[machine] = record;
         Write(record);
+        Evaluate();
+    }
+
+    private void OnControllerMachine(ControllerMachine request)
+    {
+        var from = Sender.Path.Address.HasGlobalScope ? Sender.Path.Address.ToString() : _self;
+        if (from != request.Node || !(_controllerMembers.Contains(from) || from == _self) || !MachineNames.IsValid(request.Machine))
+        {
+            _log.Warning("ignored a claim of machine '{0}' for {1} from {2}: only a controller names its own machine", request.Machine, request.Node, from);
+            return;
+        }
+        if (_machines.TryGetValue(request.Machine, out var existing) && existing.TokenHash is not null)
+        {
+            _log.Warning("controller {0} serves machine '{1}', which was added with a join token for another node; not recorded", from, request.Machine);
+            return;
+        }
+        RecordControllerMachine(request.Machine, request.Node);
+    }
+
+    private void OnPlanHa(PlanHa request)
+    {
+        var running = Controllers().Select(n => MachineLogic.HostAndPort(n)!).ToList();
+        MachineRejected Reject(string reason) => new("", RejectionKind.InvalidInput, reason);
+        if (request.Controllers is < 3 or > 7 || request.Controllers % 2 == 0)
+            Sender.Tell(Reject($"{request.Controllers} controllers cannot keep a majority well; ask for 3, 5 or 7"));
+        else if (_settings.ZooKeeper is null)
+            Sender.Tell(Reject($"environment '{_settings.Environment}' keeps its topology in its controller's embedded store, which other controllers cannot reach; " +
+                               "start its controller with --zookeeper first"));
+        else if (!_settings.SharedJournal)
+            Sender.Tell(Reject($"the controller of environment '{_settings.Environment}' journals to SQLite on its own disk; several controllers share one PostgreSQL " +
+                               "journal: restart it with --journal CONNECTION first"));
+        else
+            Sender.Tell(new HaPlan(_settings.Environment, _settings.ZooKeeper, _settings.Root, running, Math.Max(0, request.Controllers - running.Count)));
     }
 
     /// <summary>Queues a write of the record behind the others; a failure is retried at the next check.</summary>

@@ -31,7 +31,13 @@ public static class EnvironmentReplies
     /// machine (only those hosting the units asked for, when only some were), by name.
     /// </summary>
     public sealed record Status(IReadOnlyDictionary<string, ServiceStatus> Services, IReadOnlyList<UnreadableRecord>? Unreadable = null,
-        IReadOnlyDictionary<string, MachineStatus>? Machines = null) : IWireMessage;
+        IReadOnlyDictionary<string, MachineStatus>? Machines = null, IReadOnlyList<ControllerStatus>? Controllers = null) : IWireMessage;
+
+    /// <summary>
+    /// A running controller: its advertised HOST:PORT, since when it runs (UTC), whether it is the active one (it
+    /// hosts the service coordinators) and since when, and its journal kind (sqlite or postgresql).
+    /// </summary>
+    public sealed record ControllerStatus(string Address, DateTimeOffset? Since, bool Active, DateTimeOffset? ActiveSince, string? Journal);
 
     /// <summary>
     /// A machine: its node's advertised HOST:PORT (null until a node joined for it), its agent's state and since

@@ -16,6 +16,8 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
 
     private readonly ControllerContext _context;
     private readonly string _environment;
+    /// <summary>This node's advertised HOST:PORT, as the controller directory names it.</summary>
+    private readonly string _self = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress is { Host: { } host, Port: { } port } ? $"{host}:{port}" : "local";
 
     private sealed record StartCoordinators(IReadOnlyList<string> Services);
 
@@ -274,7 +276,21 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
             var running = unknown is null ? upgrade?.Running ?? false : units.Values.Any(u => u.Upgrading);
             services[name] = new EnvironmentReplies.ServiceStatus(service.Formula, units, running, unknown, service.Dying);
         }
-        return new EnvironmentReplies.Status(services, unreadable, await MachinesAsync(services, only is not null));
+        return new EnvironmentReplies.Status(services, unreadable, await MachinesAsync(services, only is not null), await ControllersAsync());
+    }
+
+    /// <summary>When this coordinator manager (and so this controller's turn as the active one) began.</summary>
+    private readonly DateTimeOffset _activeSince = DateTimeOffset.UtcNow;
+
+    /// <summary>The controllers announced in the store; the active one is this manager's node.</summary>
+    private async Task<IReadOnlyList<EnvironmentReplies.ControllerStatus>> ControllersAsync()
+    {
+        var self = _self;
+        var controllers = await new Formulas.Transfer.ControllerDirectory(_context.Topology).ListAsync();
+        return controllers.Select(c => c.Node == self
+                ? new EnvironmentReplies.ControllerStatus(c.Node, c.Since, true, _activeSince, c.Journal)
+                : new EnvironmentReplies.ControllerStatus(c.Node, c.Since, false, null, c.Journal))
+            .OrderByDescending(c => c.Active).ThenBy(c => c.Address, StringComparer.Ordinal).ToList();
     }
 
     /// <summary>

@@ -51,6 +51,49 @@ public static class MachineCommands
     private static string Quote(string word) =>
         word.Length > 0 && word.All(c => char.IsAsciiLetterOrDigit(c) || "-_./:,=@+%".Contains(c)) ? word : "'" + word.Replace("'", "'\\''") + "'";
 
+    public static Command EnableHa()
+    {
+        var count = new Option<int>("-n", "--controllers")
+        {
+            Description = "How many controllers the environment should have in all (3, 5 or 7).",
+            DefaultValueFactory = _ => 3,
+            HelpName = "N",
+        };
+        var command = new Command("enable-ha",
+            "Print the commands that start more controllers, so the environment survives the loss of a controller host. Controllers " +
+            "share the environment's ZooKeeper and one PostgreSQL journal (the running controller must have been started with " +
+            "--journal); each new one joins the running controllers, and the split brain resolver keeps the side with the majority of " +
+            "them. Nothing is changed: run the printed lines on the new controllers' hosts.")
+        {
+            count,
+        };
+        command.SetAction(parsed => WithClientAsync(parsed, async client =>
+        {
+            var reply = await client.AskAsync(new MachineRequests.PlanHa(parsed.GetValue(count)), path: MachineRegistry.Path);
+            if (reply is not HaPlan plan) throw ControllerClient.Rejected(reply);
+            if (plan.ToStart == 0)
+            {
+                Console.WriteLine($"# environment '{plan.Environment}' already runs {plan.Controllers.Count} controllers: {string.Join(", ", plan.Controllers)}");
+                return ExitCodes.Ok;
+            }
+            Console.WriteLine($"# environment '{plan.Environment}' runs {plan.Controllers.Count} controller(s); start {plan.ToStart} more, one per host, each with the");
+            Console.WriteLine("# journal the running controller uses: set ENSEMBLE_JOURNAL to its connection string there first (a password in PGPASSWORD");
+            Console.WriteLine("# or a passfile), and put the host's own address for HOST:");
+            foreach (var line in ControllerLines(plan)) Console.WriteLine(line);
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    /// <summary>The lines that start the controllers a plan asks for; HOST stands for the address each new host binds.</summary>
+    public static IEnumerable<string> ControllerLines(HaPlan plan) =>
+        Enumerable.Range(1, plan.ToStart).Select(i => string.Join(' ', new[]
+        {
+            "ensemble", "node", "--roles", "controller", "--environment", plan.Environment, "--zookeeper", plan.ZooKeeper,
+            "--root", plan.Root, "--join", string.Join(',', plan.Controllers), "--host", "HOST", "--port", "4711",
+            "--data-dir", $"/var/lib/ensemble/controller-{plan.Controllers.Count + i - 1}",
+        }.Select(Quote)));
+
     public static Command RemoveMachine()
     {
         var name = new Argument<string>("NAME") { Description = "The machine; it must host no units." };

@@ -59,10 +59,20 @@ public static class StatusFormat
                 ["units"] = units,
             };
         }
+        var controllers = new JsonArray();
+        foreach (var controller in status.Controllers ?? [])
+            controllers.Add(new JsonObject
+            {
+                ["address"] = controller.Address,
+                ["since"] = Since(controller.Since),
+                ["active"] = controller.Active,
+                ["active-since"] = Since(controller.ActiveSince),
+                ["journal"] = controller.Journal,
+            });
         var unreadable = new JsonArray();
         foreach (var record in status.Unreadable ?? [])
             unreadable.Add(new JsonObject { ["path"] = record.Path, ["reason"] = record.Reason });
-        return new JsonObject { ["services"] = services, ["machines"] = machines, ["unreadable"] = unreadable };
+        return new JsonObject { ["services"] = services, ["machines"] = machines, ["controllers"] = controllers, ["unreadable"] = unreadable };
     }
 
     /// <summary>When an agent entered its state, in UTC to the second (ISO 8601), or null when unknown.</summary>
@@ -113,6 +123,15 @@ public static class StatusFormat
             foreach (var (name, machine) in machines)
                 table.AddRow(Cell(name), Cell(machine.Address ?? ""), Cell(AgentStates.Name(machine.State)),
                     Cell(Since(machine.Since)?.Replace('T', ' ') ?? ""), Cell(Units(machine.Units)));
+            console.WriteLine();
+            console.Write(table);
+        }
+        if (status.Controllers is { Count: > 0 } controllers)
+        {
+            var table = Terminal.Table("CONTROLLER", "SINCE", "ACTIVE", "JOURNAL");
+            foreach (var controller in controllers)
+                table.AddRow(Cell(controller.Address), Cell(Since(controller.Since)?.Replace('T', ' ') ?? ""),
+                    Cell(controller.Active ? $"active since {Since(controller.ActiveSince)?.Replace('T', ' ')}" : "standby"), Cell(controller.Journal ?? ""));
             console.WriteLine();
             console.Write(table);
         }

@@ -4,12 +4,26 @@ using Ensemble.Topology;
 
 namespace Ensemble.Formulas.Transfer;
 
-/// <summary>A live controller node as agents find it: its address and the actor path of its bundle server.</summary>
-public sealed record ControllerPresence(string Node, string Bundles);
+/// <summary>
+/// A live controller node as agents and other controllers find it: Node its advertised HOST:PORT, Bundles the actor
+/// path of its bundle server, Address its cluster address (the seed another controller joins), Since when it
+/// started, Journal the kind of its journal ("sqlite" or "postgresql": only controllers sharing a PostgreSQL
+/// journal may run side by side). The last three are null in records written before several controllers existed.
+/// </summary>
+public sealed record ControllerPresence(string Node, string Bundles, string? Address = null, DateTimeOffset? Since = null, string? Journal = null)
+{
+    public const string SqliteJournal = "sqlite";
+    public const string PostgresJournal = "postgresql";
+
+    /// <summary>Whether this controller may share the environment with others: it journals to the shared database.</summary>
+    public bool SharesJournal => Journal == PostgresJournal;
+}
 
 /// <summary>
 /// The ephemeral records <c>&lt;root&gt;/controllers/&lt;host:port&gt;</c> through which agents find a controller's bundle
-/// server. The controller node writes its own at start, in its store session, so the record vanishes with the node.
+/// server and a starting controller finds the controllers already running. The controller node writes its own
+/// before it joins the cluster, in its store session, so the record vanishes with the node (within the session
+/// timeout when the node dies).
 /// </summary>
 public sealed class ControllerDirectory(TopologyStore topology)
 {
