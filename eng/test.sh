@@ -4,7 +4,9 @@
 #    loopback ports;
 #  - python3-kazoo: an independent ZooKeeper client, for the interoperability tests;
 #  - tmux: a real terminal of a chosen width, for the tests of what `ensemble` draws;
-#  - iproute2: network namespaces, the simulated hosts of the multi-host tests (they run as root).
+#  - iproute2: network namespaces, the simulated hosts of the multi-host tests (they run as root);
+#  - PostgreSQL (Debian package 'postgresql'): the tests initialize and start their own servers on free ports
+#    (as the OS user 'postgres' when run as root); the package's own cluster service is not used.
 # Installing uses apt-get as root (directly, or through sudo). The .NET 10 SDK must be there; hooks need
 # a POSIX shell, setsid and kill, which every Debian has. Arguments go to `dotnet test`.
 set -euo pipefail
@@ -17,6 +19,7 @@ missing=()
 /usr/bin/python3 -c "import kazoo" 2>/dev/null || missing+=(python3-kazoo)
 command -v tmux >/dev/null || missing+=(tmux)
 command -v ip >/dev/null || missing+=(iproute2)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then as_root=(); elif command -v sudo >/dev/null; then as_root=(sudo); else
     echo "eng/test.sh: the tests need ${missing[*]}; run this as root to install them" >&2; exit 1
@@ -31,6 +34,7 @@ test -f /usr/share/java/zookeeper.jar || { echo "eng/test.sh: ZooKeeper is not i
 command -v java >/dev/null || { echo "eng/test.sh: java is missing: the ZooKeeper server cannot run" >&2; exit 1; }
 command -v tmux >/dev/null || { echo "eng/test.sh: tmux is missing" >&2; exit 1; }
 command -v ip >/dev/null || { echo "eng/test.sh: iproute2 is missing: the multi-host tests simulate hosts with network namespaces" >&2; exit 1; }
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || { echo "eng/test.sh: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres): the PostgreSQL journal and formula storage tests start real servers" >&2; exit 1; }
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 exec dotnet test ActorEnsemble.sln "$@"

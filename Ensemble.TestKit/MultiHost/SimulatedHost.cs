@@ -170,6 +170,13 @@ public sealed class SimulatedHost
     public Task<HostedZooKeeper> StartZooKeeperAsync(int port = 2181, int tickTime = 500, TimeSpan? timeout = null) =>
         HostedZooKeeper.StartAsync(this, port, tickTime, timeout ?? TimeSpan.FromSeconds(60));
 
+    /// <summary>
+    /// Starts a real PostgreSQL server on this host, serving on its address, with <paramref name="database"/> owned by
+    /// the login <paramref name="user"/> (a random password, in <see cref="HostedPostgres.ConnectionString"/>), and waits until it serves.
+    /// </summary>
+    public Task<HostedPostgres> StartPostgresAsync(int port = 5432, string database = "ensemble", string user = "ensemble", TimeSpan? timeout = null) =>
+        HostedPostgres.StartAsync(this, port, database, user, timeout ?? TimeSpan.FromSeconds(60));
+
     public override string ToString() => $"{Name} ({Address})";
 
     internal async Task CreateAsync()
