@@ -83,6 +83,19 @@ public sealed class EnvironmentHome(string root)
         File.WriteAllText(CurrentPath, record.Name);
     }
 
+    /// <summary>
+    /// Remembers the controllers an environment runs now (as its status listed them), so the next command can reach
+    /// any of them when one is gone. Only for connected environments; the current environment stays as it is.
+    /// </summary>
+    public void RememberControllers(EnvironmentRecord record, IReadOnlyList<string> controllers)
+    {
+        if (record.IsLocal || controllers.Count == 0 || record.ContactPoints.ToHashSet().SetEquals(controllers)) return;
+        var updated = record with { Controllers = controllers };
+        var temp = RecordPath(record.Name) + ".tmp";
+        File.WriteAllText(temp, JsonSerializer.Serialize(updated, Json));
+        File.Move(temp, RecordPath(record.Name), overwrite: true);
+    }
+
     /// <summary>Deletes the environment's directory, data included: only destroy-environment calls this.</summary>
     public void Remove(string name)
     {

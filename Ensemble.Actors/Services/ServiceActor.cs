@@ -17,7 +17,7 @@ namespace Ensemble.Services;
 /// topology in the coordination store is written before the journal records the change.
 /// Work that touches disk or the store runs off the actor thread; meanwhile other requests wait (stash).
 /// </summary>
-public sealed class ServiceActor : ReceivePersistentActor
+public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
 {
     private readonly string _name;
     private readonly ControllerContext _context;
@@ -56,6 +56,8 @@ public sealed class ServiceActor : ReceivePersistentActor
 
     public override string PersistenceId => PersistenceIdFor(_name);
 
+    public ITimerScheduler Timers { get; set; } = null!;
+
     private void Ready()
     {
         Command<PrepareDeploy>(OnPrepareDeploy);
@@ -68,6 +70,7 @@ public sealed class ServiceActor : ReceivePersistentActor
         Command<GetUpgradeStatus>(_ => Sender.Tell(Status()));
         Command<WatchUpgrade>(OnWatch);
         Command<Terminated>(OnTerminated);
+        Command<RespawnSaga>(OnRespawnSaga);
         Command<UpgradeSaga.Report>(OnSagaReport);
         Command<UnitUpgradeProgressed>(OnProgress);
         Command<ResumeUpgrade>(_ => OnResume());
@@ -448,7 +451,20 @@ public sealed class ServiceActor : ReceivePersistentActor
         if (_watchers.Remove(t.ActorRef)) return;
         if (_state.Upgrade is not { } run || !t.ActorRef.Path.Name.StartsWith($"upgrade-{run.RunId}-", StringComparison.Ordinal)) return;
         var unit = run.InFlight.FirstOrDefault(u => t.ActorRef.Path.Name == $"upgrade-{run.RunId}-{UnitNames.DirectoryName(u)}");
-        if (unit is not null) SpawnSaga(run, unit);
+        if (unit is null) return;
+        // A saga stops when its journal fails it (the database is down, say); started again at once it would fail
+        // again at once, so it waits, longer each time (up to 10 s), until its recovery succeeds.
+        _sagaWait = Coordination.StoreTrouble.NextWait(_sagaWait);
+        Timers.StartSingleTimer("respawn-" + unit, new RespawnSaga(run.RunId, unit), _sagaWait);
+    }
+
+    private sealed record RespawnSaga(string RunId, string Unit);
+
+    private TimeSpan _sagaWait = TimeSpan.Zero;
+
+    private void OnRespawnSaga(RespawnSaga m)
+    {
+        if (_state.Upgrade is { } run && run.RunId == m.RunId && run.InFlight.Contains(m.Unit)) SpawnSaga(run, m.Unit);
     }
 
     /// <summary>A failing saga is stopped, not restarted: its replacement must replay its journal.</summary>
@@ -457,6 +473,7 @@ public sealed class ServiceActor : ReceivePersistentActor
     private void OnSagaReport(UpgradeSaga.Report report)
     {
         if (_state.Upgrade is not { } run || run.RunId != report.RunId || !run.InFlight.Contains(report.Unit)) return;
+        _sagaWait = TimeSpan.Zero;
         IServiceEvent e = report.Succeeded
             ? new UnitUpgradeSucceeded(run.RunId, report.Unit)
             : new ServiceEvents.UnitUpgradeFailed(run.RunId, report.Unit, report.Cause ?? "failed");

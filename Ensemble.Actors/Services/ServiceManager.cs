@@ -105,6 +105,8 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
 
     private void Ready()
     {
+        Receive<CoordinatorStopped>(OnCoordinatorStopped);
+        Receive<RestartCoordinator>(m => CoordinatorFor(m.Service));
         Receive<EnvironmentRequests.Ping>(_ => Sender.Tell(new EnvironmentReplies.Pong(_environment)));
         Receive<EnvironmentRequests.GetStatus>(AnswerStatus);
         Receive<EnvironmentRequests.ReadLog>(m => ReadLogAsync(m).PipeTo(Sender));
@@ -179,7 +181,32 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
     {
         var name = CoordinatorName(service);
         var child = Context.Child(name);
-        return child.IsNobody() ? Context.ActorOf(ServiceActor.Props(service, _context), name) : child;
+        if (!child.IsNobody()) return child;
+        var coordinator = Context.ActorOf(ServiceActor.Props(service, _context), name);
+        Context.WatchWith(coordinator, new CoordinatorStopped(service));
+        return coordinator;
+    }
+
+    /// <summary>A coordinator stopped: its journal refused a write or its recovery (the database is down, say).</summary>
+    private sealed record CoordinatorStopped(string Service);
+
+    private sealed record RestartCoordinator(string Service);
+
+    /// <summary>How long each stopped coordinator waits before it is started again; reset once it stays up.</summary>
+    private readonly Dictionary<string, (TimeSpan Wait, DateTime StartedAt)> _restarts = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A coordinator stops only when its journal failed it (Akka.Persistence stops an actor whose write or recovery
+    /// failed). It is started again with a growing wait (up to 10 s) until its recovery succeeds, so an upgrade it was
+    /// running pauses while the journal is away and goes on by itself when it is back — no request needed.
+    /// </summary>
+    private void OnCoordinatorStopped(CoordinatorStopped stopped)
+    {
+        var previous = _restarts.TryGetValue(stopped.Service, out var last) && DateTime.UtcNow - last.StartedAt < TimeSpan.FromMinutes(1) ? last.Wait : TimeSpan.Zero;
+        var wait = Coordination.StoreTrouble.NextWait(previous);
+        _restarts[stopped.Service] = (wait, DateTime.UtcNow + wait);
+        _log.Warning("the coordinator of '{0}' stopped (its journal failed it); starting it again in {1:0.##} s", stopped.Service, wait.TotalSeconds);
+        Timers.StartSingleTimer("restart-" + stopped.Service, new RestartCoordinator(stopped.Service), wait);
     }
 
     /// <summary>How long a status may take before the answer is "unavailable": less than a client's 10 s deadline.</summary>

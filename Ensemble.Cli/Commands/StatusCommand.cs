@@ -35,6 +35,7 @@ public static class StatusCommand
             return WithClientAsync(parsed, async client =>
             {
                 var status = Filter(await client.StatusAsync(only), only);
+                if (status.Controllers is { Count: > 0 } controllers) Home.RememberControllers(client.Environment, controllers.Select(c => c.Address).ToList());
                 switch (parsed.GetValue(format))
                 {
                     case "json": Console.Write(StatusFormat.Json(status)); break;
