@@ -41,6 +41,10 @@ public static class AgentHost
           --root PATH          the topology's root in the store               (ENSEMBLE_ROOT, HOCON ensemble.root, default /ensemble)
           --zookeeper SERVERS  host:port[,host:port...] of a ZooKeeper ensemble (ENSEMBLE_ZOOKEEPER, HOCON ensemble.zookeeper.servers;
                                default: the embedded store in the data directory; agents that join learn it from the controller)
+          --journal CONNECTION a Npgsql connection string of the PostgreSQL database the controller journals to and keeps
+                               formula bundles in, shared by several controllers    (ENSEMBLE_JOURNAL; default: SQLite
+                               <data-dir>/journal.db and bundles in <data-dir>/formula-storage). Leave the password out:
+                               it is read from PGPASSWORD or a passfile (~/.pgpass, or Passfile=PATH in the string)
           --ready-file PATH    once the node answers, write its address and contact point there as JSON
 
         exit codes: 0 stopped; 1 could not start (or no controller answered within a minute); 2 bad usage;
@@ -48,7 +52,7 @@ public static class AgentHost
         """;
 
     private static readonly string[] Flags =
-        ["data-dir", "environment", "roles", "machine", "join", "token", "host", "public-host", "port", "config", "ready-file", "zookeeper", "root"];
+        ["data-dir", "environment", "roles", "machine", "join", "token", "host", "public-host", "port", "config", "ready-file", "zookeeper", "root", "journal"];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -87,7 +91,7 @@ public static class AgentHost
         Config nodeConfig;
         try
         {
-            nodeConfig = LoadNodeConfig(configDirectory, options.Roles);
+            nodeConfig = LoadNodeConfig(configDirectory, options.Roles, postgresJournal: options.Journal is not null);
             if (Get("root", "ENSEMBLE_ROOT") is { } root)
                 nodeConfig = ConfigurationFactory.ParseString($"ensemble.root = \"{root}\"").WithFallback(nodeConfig);
         }
@@ -174,6 +178,18 @@ public static class AgentHost
         else if (roles.Contains(NodeOptions.ControllerRole))
             throw new ArgumentException("a controller node does not join another controller yet (one controller per environment); drop --join, or pass --roles agent.");
 
+        var journal = get("journal", "ENSEMBLE_JOURNAL");
+        if (journal is not null)
+        {
+            try { _ = new Npgsql.NpgsqlConnectionStringBuilder(journal); }
+            catch (ArgumentException ex)
+            {
+                throw new ArgumentException($"--journal takes a Npgsql connection string like 'Host=ADDR;Port=5432;Database=ensemble;Username=USER', not what was given ({ex.Message.TrimEnd('.')}).");
+            }
+            if (!roles.Contains(NodeOptions.ControllerRole))
+                throw new ArgumentException("--journal is the controller's journal; an agent node journals nothing: drop --journal, or pass --roles controller.");
+        }
+
         var host = get("host", "ENSEMBLE_HOST");
         if (host is null && join.Count > 0)
         {
@@ -198,13 +214,14 @@ public static class AgentHost
             PublicHostname = publicHost,
             Join = join,
             Token = token,
+            Journal = journal,
         };
     }
 
-    /// <summary>ensemble.conf, then persistence and the role files over it; files that are absent are skipped.</summary>
-    public static Config LoadNodeConfig(string directory, IReadOnlySet<string> roles)
+    /// <summary>ensemble.conf, then the journal's persistence file and the role files over it; files that are absent are skipped.</summary>
+    public static Config LoadNodeConfig(string directory, IReadOnlySet<string> roles, bool postgresJournal = false)
     {
-        var files = new List<string> { "ensemble.conf", "persistence-sqlite.conf" };
+        var files = new List<string> { "ensemble.conf", postgresJournal ? "persistence-postgresql.conf" : "persistence-sqlite.conf" };
         if (roles.Contains(NodeOptions.ControllerRole)) files.Add("controller.conf");
         if (roles.Contains(NodeOptions.AgentRole)) files.Add("agent.conf");
         var config = Config.Empty;

@@ -34,6 +34,16 @@ public sealed record NodeOptions(
     /// <summary>The join token `ensemble add-machine` issued for <see cref="Machine"/>.</summary>
     public string? Token { get; init; }
 
+    /// <summary>
+    /// A Npgsql connection string of the PostgreSQL database the controller journals to and keeps formula bundles in
+    /// (shared by several controllers); null: the SQLite journal at <see cref="JournalPath"/> and bundles in
+    /// <see cref="FormulaStorageDirectory"/>.
+    /// </summary>
+    public string? Journal { get; init; }
+
+    /// <summary>How messages name the journal: the SQLite file, or the PostgreSQL database without its password.</summary>
+    public string JournalLocation => Journal is null ? JournalPath : EnsembleConfig.DescribePostgres(Journal);
+
     /// <summary>Where an agent keeps its ZooKeeper session id and password, to resume it after a restart.</summary>
     public string ZooKeeperSessionFile => Path.Combine(MachineDirectory, "zookeeper-session.json");
 
@@ -120,7 +130,7 @@ public sealed class EnsembleNode : IAsyncDisposable
             akka.cluster.roles = [{{roles}}]
             akka.extensions = ["Akka.Cluster.Tools.Client.ClusterClientReceptionistExtensionProvider, Akka.Cluster.Tools"]
             """);
-        return generated.WithFallback(EnsembleConfig.ForSqliteJournal(options.JournalPath, nodeConfig))
+        return generated.WithFallback(EnsembleConfig.ForJournal(options.Journal, options.JournalPath, nodeConfig))
             // A joining node talks to the join gate with a ClusterClient before it is a member; its messages and the
             // pub-sub envelope it wraps them in need their serializers bound here too.
             .WithFallback(ClusterClientReceptionist.DefaultConfig())
@@ -181,7 +191,7 @@ public sealed class EnsembleNode : IAsyncDisposable
         System.ActorOf(MembershipLog.Props(), "membership-log");
         if (!Options.IsController) System.ActorOf(ControllerWatch.Props(), "controller-watch");
 
-        var storage = new FileFormulaStorage(Options.FormulaStorageDirectory);
+        var (storage, incoming) = FormulaStorageFor(Options);
 
         var sessionTimeout = config.GetTimeSpan("ensemble.zookeeper.session-timeout", TimeSpan.FromSeconds(10));
         if (Options.IsAgent)
@@ -212,7 +222,7 @@ public sealed class EnsembleNode : IAsyncDisposable
             var registry = System.ActorOf(MachineRegistry.Props(topology, new MachineRegistrySettings(
                 Options.Environment, Options.ZooKeeper, root, Options.IsAgent ? Options.Machine : null,
                 config.GetInt("ensemble.limits.machines-per-environment", 1000))), MachineRegistry.ActorName);
-            var context = new ControllerContext(topology, storage, EnsembleConfig.ControllerSettings(config), Options.JournalPath, registry);
+            var context = new ControllerContext(topology, storage, EnsembleConfig.ControllerSettings(config), Options.JournalLocation, registry);
             System.ActorOf(ClusterSingletonManager.Props(
                 ServiceManager.Props(context, Options.Environment), PoisonPill.Instance,
                 ClusterSingletonManagerSettings.Create(System).WithRole(NodeOptions.ControllerRole)), "services-singleton");
@@ -224,11 +234,27 @@ public sealed class EnsembleNode : IAsyncDisposable
             new ConnectionFile(ConnectionFile.CurrentFormat, Options.Environment, [$"{Address.Host}:{Address.Port}"]).Write(Options.ConnectionFilePath);
 
             // Formulas travel: uploads from the operator in, bundles out to agents on other nodes.
-            var (uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, context, storage.IncomingDirectory);
+            var (uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, context, incoming);
             receptionist.RegisterService(uploads);
         }
 
         _ = System.WhenTerminated.ContinueWith(_ => CloseStore(), TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// The controller's formula storage and the directory uploads arrive in. With a PostgreSQL journal the bundles are
+    /// kept in that database too, beside the journal that names them: a controller taking over recovers services whose
+    /// bundles another controller stored, and must serve them. Otherwise files in the data directory.
+    /// </summary>
+    public static (IFormulaStorage Storage, string IncomingDirectory) FormulaStorageFor(NodeOptions options)
+    {
+        if (options.Journal is null)
+        {
+            var files = new FileFormulaStorage(options.FormulaStorageDirectory);
+            return (files, files.IncomingDirectory);
+        }
+        var shared = new PostgresFormulaStorage(options.Journal, options.FormulaStorageDirectory);
+        return (shared, shared.IncomingDirectory);
     }
 
     private static string? NonEmpty(string? text) => string.IsNullOrWhiteSpace(text) ? null : text;
