@@ -32,10 +32,6 @@ public static class AgentHost
                                the machine first, then the node joins their cluster      (ENSEMBLE_JOIN)
                                A controller needs no token: it joins the controllers it finds alive in ZooKeeper,
                                and those given here                                      (see 'ensemble enable-ha')
-          --journal CONNECTION a controller's PostgreSQL journal, shared by all controllers: an Npgsql connection
-                               string, e.g. "Host=db;Database=ensemble;Username=ensemble" (the password from
-                               PGPASSWORD or a passfile rather than the command line)  (ENSEMBLE_JOURNAL;
-                               default: SQLite in the data directory, for one controller)
           --token TOKEN        the machine's join token, from 'ensemble add-machine'     (ENSEMBLE_TOKEN)
           --host ADDRESS       address to bind      (ENSEMBLE_HOST, default 127.0.0.1, or with --join the address
                                this host reaches the controller from)
@@ -47,6 +43,10 @@ public static class AgentHost
           --root PATH          the topology's root in the store               (ENSEMBLE_ROOT, HOCON ensemble.root, default /ensemble)
           --zookeeper SERVERS  host:port[,host:port...] of a ZooKeeper ensemble (ENSEMBLE_ZOOKEEPER, HOCON ensemble.zookeeper.servers;
                                default: the embedded store in the data directory; agents that join learn it from the controller)
+          --journal CONNECTION a Npgsql connection string of the PostgreSQL database the controller journals to and keeps
+                               formula bundles in, shared by several controllers    (ENSEMBLE_JOURNAL; default: SQLite
+                               <data-dir>/journal.db and bundles in <data-dir>/formula-storage). Leave the password out:
+                               it is read from PGPASSWORD or a passfile (~/.pgpass, or Passfile=PATH in the string)
           --ready-file PATH    once the node answers, write its address and contact point there as JSON
 
         exit codes: 0 stopped; 1 could not start (or no controller answered within a minute); 2 bad usage;
@@ -93,7 +93,7 @@ public static class AgentHost
         Config nodeConfig;
         try
         {
-            nodeConfig = LoadNodeConfig(configDirectory, options.Roles);
+            nodeConfig = LoadNodeConfig(configDirectory, options.Roles, postgresJournal: options.Journal is not null);
             if (Get("root", "ENSEMBLE_ROOT") is { } root)
                 nodeConfig = ConfigurationFactory.ParseString($"ensemble.root = \"{root}\"").WithFallback(nodeConfig);
         }
@@ -186,8 +186,17 @@ public static class AgentHost
         }
 
         var journal = get("journal", "ENSEMBLE_JOURNAL");
-        if (journal is not null && !roles.Contains(NodeOptions.ControllerRole))
-            throw new ArgumentException("--journal is the controllers' journal; an agent node keeps none: drop it, or add the controller role.");
+        if (journal is not null)
+        {
+            try { _ = new Npgsql.NpgsqlConnectionStringBuilder(journal); }
+            catch (ArgumentException ex)
+            {
+                throw new ArgumentException($"--journal takes a Npgsql connection string like 'Host=ADDR;Port=5432;Database=ensemble;Username=USER', not what was given ({ex.Message.TrimEnd('.')}).");
+            }
+            if (!roles.Contains(NodeOptions.ControllerRole))
+                throw new ArgumentException("--journal is the controller's journal; an agent node journals nothing: drop --journal, or pass --roles controller.");
+        }
+
         var host = get("host", "ENSEMBLE_HOST");
         if (host is null && join.Count > 0)
         {
@@ -216,10 +225,10 @@ public static class AgentHost
         };
     }
 
-    /// <summary>ensemble.conf, then persistence and the role files over it; files that are absent are skipped.</summary>
-    public static Config LoadNodeConfig(string directory, IReadOnlySet<string> roles)
+    /// <summary>ensemble.conf, then the journal's persistence file and the role files over it; files that are absent are skipped.</summary>
+    public static Config LoadNodeConfig(string directory, IReadOnlySet<string> roles, bool postgresJournal = false)
     {
-        var files = new List<string> { "ensemble.conf", "persistence-sqlite.conf" };
+        var files = new List<string> { "ensemble.conf", postgresJournal ? "persistence-postgresql.conf" : "persistence-sqlite.conf" };
         if (roles.Contains(NodeOptions.ControllerRole)) files.Add("controller.conf");
         if (roles.Contains(NodeOptions.AgentRole)) files.Add("agent.conf");
         var config = Config.Empty;

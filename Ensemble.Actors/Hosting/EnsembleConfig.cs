@@ -16,6 +16,14 @@ public static class EnsembleConfig
         return ConfigurationFactory.ParseString(reader.ReadToEnd());
     });
 
+    private static readonly Lazy<Config> PostgresDefaults = new(() =>
+    {
+        using var stream = typeof(EnsembleConfig).Assembly.GetManifestResourceStream("Ensemble.persistence-postgresql.conf")
+            ?? throw new InvalidOperationException("embedded persistence-postgresql.conf is missing from Ensemble.Actors");
+        using var reader = new StreamReader(stream);
+        return ConfigurationFactory.ParseString(reader.ReadToEnd());
+    });
+
     /// <summary>The library defaults alone.</summary>
     public static Config Defaults => Reference.Value.WithFallback(SqlPersistence.DefaultConfiguration);
 
@@ -31,6 +39,44 @@ public static class EnsembleConfig
             """);
         return (overrides ?? Config.Empty).WithFallback(persistence).WithFallback(Defaults);
     }
+
+    /// <summary>
+    /// Configuration for a node whose coordinators journal to the PostgreSQL database <paramref name="connectionString"/>
+    /// names (a Npgsql connection string; the password may come from PGPASSWORD or a passfile instead).
+    /// </summary>
+    public static Config ForPostgresJournal(string connectionString, Config? overrides = null)
+    {
+        var quoted = Quote(connectionString);
+        var persistence = ConfigurationFactory.ParseString($$"""
+            akka.persistence.journal.sql.connection-string = {{quoted}}
+            akka.persistence.snapshot-store.sql.connection-string = {{quoted}}
+            akka.persistence.query.journal.sql.connection-string = {{quoted}}
+            """);
+        return (overrides ?? Config.Empty).WithFallback(persistence).WithFallback(PostgresDefaults.Value).WithFallback(Defaults);
+    }
+
+    /// <summary>The journal of a node: PostgreSQL when <paramref name="journal"/> is a connection string, else the SQLite file at <paramref name="sqlitePath"/>.</summary>
+    public static Config ForJournal(string? journal, string sqlitePath, Config? overrides = null) =>
+        journal is null ? ForSqliteJournal(sqlitePath, overrides) : ForPostgresJournal(journal, overrides);
+
+    /// <summary>
+    /// How messages name a PostgreSQL database: "PostgreSQL database 'ensemble' on 10.0.0.9:5432" — never the password.
+    /// </summary>
+    public static string DescribePostgres(string connectionString)
+    {
+        try
+        {
+            var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+            return $"PostgreSQL database '{builder.Database ?? builder.Username ?? "?"}' on {builder.Host}:{builder.Port}";
+        }
+        catch (ArgumentException)
+        {
+            return "the PostgreSQL database (its connection string does not parse)";
+        }
+    }
+
+    /// <summary>A HOCON string literal: connection strings hold ';', '=' and maybe quotes.</summary>
+    private static string Quote(string text) => "\"" + text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 
     public static ControllerSettings ControllerSettings(Config config) => new(
         config.GetTimeSpan("ensemble.controller.unit-upgrade-deadline"),

@@ -34,8 +34,15 @@ public sealed record NodeOptions(
     /// <summary>The join token `ensemble add-machine` issued for <see cref="Machine"/>.</summary>
     public string? Token { get; init; }
 
-    /// <summary>A controller's PostgreSQL journal (an Npgsql connection string) shared by every controller; null: SQLite in the data directory.</summary>
+    /// <summary>
+    /// A Npgsql connection string of the PostgreSQL database the controller journals to and keeps formula bundles in
+    /// (shared by several controllers); null: the SQLite journal at <see cref="JournalPath"/> and bundles in
+    /// <see cref="FormulaStorageDirectory"/>.
+    /// </summary>
     public string? Journal { get; init; }
+
+    /// <summary>How messages name the journal: the SQLite file, or the PostgreSQL database without its password.</summary>
+    public string JournalLocation => Journal is null ? JournalPath : EnsembleConfig.DescribePostgres(Journal);
 
     /// <summary>How the controller directory names this node's journal kind.</summary>
     public string JournalKind => Journal is null ? Formulas.Transfer.ControllerPresence.SqliteJournal : Formulas.Transfer.ControllerPresence.PostgresJournal;
@@ -129,7 +136,7 @@ public sealed class EnsembleNode : IAsyncDisposable
             akka.cluster.roles = [{{roles}}]
             akka.extensions = ["Akka.Cluster.Tools.Client.ClusterClientReceptionistExtensionProvider, Akka.Cluster.Tools"]
             """);
-        return generated.WithFallback(EnsembleConfig.ForSqliteJournal(options.JournalPath, nodeConfig))
+        return generated.WithFallback(EnsembleConfig.ForJournal(options.Journal, options.JournalPath, nodeConfig))
             // A joining node talks to the join gate with a ClusterClient before it is a member; its messages and the
             // pub-sub envelope it wraps them in need their serializers bound here too.
             .WithFallback(ClusterClientReceptionist.DefaultConfig())
@@ -192,7 +199,7 @@ public sealed class EnsembleNode : IAsyncDisposable
         System.ActorOf(MembershipLog.Props(), "membership-log");
         if (!Options.IsController) System.ActorOf(ControllerWatch.Props(), "controller-watch");
 
-        var storage = new FileFormulaStorage(Options.FormulaStorageDirectory);
+        var (storage, incoming) = FormulaStorageFor(Options);
 
         var sessionTimeout = config.GetTimeSpan("ensemble.zookeeper.session-timeout", TimeSpan.FromSeconds(10));
         if (Options.IsAgent)
@@ -226,7 +233,7 @@ public sealed class EnsembleNode : IAsyncDisposable
                 Options.Environment, Options.ZooKeeper, root, Options.IsAgent ? Options.Machine : null,
                 config.GetInt("ensemble.limits.machines-per-environment", 1000), SharedJournal: Options.Journal is not null)), MachineRegistry.ActorName);
             if (Options.IsAgent) registry.Tell(new MachineRequests.ControllerMachine(Options.Machine, Address.ToString()));
-            var context = new ControllerContext(topology, storage, EnsembleConfig.ControllerSettings(config), Options.JournalPath, registry);
+            var context = new ControllerContext(topology, storage, EnsembleConfig.ControllerSettings(config), Options.JournalLocation, registry);
             var proxy = StartSingleton(ServiceManager.Props(context, Options.Environment), ServiceManager.ActorName);
             var receptionist = ClusterClientReceptionist.Get(System);
             receptionist.RegisterService(proxy);
@@ -234,7 +241,7 @@ public sealed class EnsembleNode : IAsyncDisposable
 
             // Formulas travel: uploads from the operator in, bundles out to agents on other nodes.
             var presence = _presence ?? EnsembleWiring.PresenceOf(System, Options.JournalKind);
-            var (uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, context, storage.IncomingDirectory, presence);
+            var (uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, context, incoming, presence);
             receptionist.RegisterService(uploads);
             var controllers = (await new Formulas.Transfer.ControllerDirectory(topology).ListAsync()).Select(c => c.Node).Where(n => n != presence.Node);
             new ConnectionFile(ConnectionFile.CurrentFormat, Options.Environment, [presence.Node, .. controllers]).Write(Options.ConnectionFilePath);
@@ -296,6 +303,22 @@ public sealed class EnsembleNode : IAsyncDisposable
                     $"{Options.JournalKind}; several controllers must share one PostgreSQL journal: start every controller with the same --journal, or stop the other one first");
             await Task.Delay(TimeSpan.FromMilliseconds(500));
         }
+    }
+
+    /// <summary>
+    /// The controller's formula storage and the directory uploads arrive in. With a PostgreSQL journal the bundles are
+    /// kept in that database too, beside the journal that names them: a controller taking over recovers services whose
+    /// bundles another controller stored, and must serve them. Otherwise files in the data directory.
+    /// </summary>
+    public static (IFormulaStorage Storage, string IncomingDirectory) FormulaStorageFor(NodeOptions options)
+    {
+        if (options.Journal is null)
+        {
+            var files = new FileFormulaStorage(options.FormulaStorageDirectory);
+            return (files, files.IncomingDirectory);
+        }
+        var shared = new PostgresFormulaStorage(options.Journal, options.FormulaStorageDirectory);
+        return (shared, shared.IncomingDirectory);
     }
 
     private static string? NonEmpty(string? text) => string.IsNullOrWhiteSpace(text) ? null : text;

@@ -77,9 +77,18 @@ public sealed class UploadReceiver : ReceiveActor
             return;
         }
         var formula = new FormulaRef(m.Formula, m.Sha256.ToLowerInvariant());
-        if (_storage.Contains(formula.Sha256))
+        try
         {
-            Sender.Tell(new BundleStored(formula, Transferred: false));
+            if (_storage.Contains(formula.Sha256))
+            {
+                Sender.Tell(new BundleStored(formula, Transferred: false));
+                return;
+            }
+        }
+        catch (IOException e)
+        {
+            // Storage in a database that is down: the operator hears why, not a timeout.
+            Sender.Tell(new UploadRefused(RejectionKind.Unavailable, CannotStore(m.Formula, e, _storage.Location)));
             return;
         }
         if (Context.GetChildren().Count() >= MaxConcurrentUploads)
@@ -125,8 +134,9 @@ public sealed class UploadReceiver : ReceiveActor
         return null;
     }
 
-    internal static string CannotStore(FormulaId formula, Exception e, string? location = null) =>
-        $"cannot store {formula} in the formula storage {location ?? "of the controller"}: {Units.DiskFaults.Reason(e)}; " +
+    internal static string CannotStore(FormulaId formula, Exception e, string? location = null) => e is FormulaStorageUnavailableException
+        ? $"cannot store {formula}: {e.Message}"
+        : $"cannot store {formula} in the formula storage {location ?? "of the controller"}: {Units.DiskFaults.Reason(e)}; " +
         "make the environment's data directory writable (and check the disk has room), then try again";
 
     /// <summary>One upload as it arrives: its file, its hash so far, and its bytes so far.</summary>
