@@ -119,7 +119,7 @@ public static class AgentHost
         {
             await loop.RunAsync((node, first) =>
             {
-                var what = node.Options.Joins
+                var what = node.Options.PassesJoinGate
                     ? $"machine '{node.Options.Machine}' joined environment '{node.Options.Environment}': node {node.Address} with roles {roles} is up{(first ? "" : " again")}"
                     : $"environment '{node.Options.Environment}' node {node.Address} with roles {roles} is up{(first ? "" : " again")}; contact point {node.ContactPoint}";
                 Console.WriteLine($"Ensemble.Agent: {what}");

@@ -40,10 +40,10 @@ public sealed class ControllerClient : IAsyncDisposable, IControllerChannel
                 : $"environment '{environment.Name}' has no usable contact point; connect to it again with 'ensemble connect {environment.Name} FILE|ADDR:PORT'.");
         // The controller answers to the address this command advertises: the one this machine reaches it from,
         // not loopback (which would be the controller's own machine there).
-        var first = contacts[0].Address;
-        var local = LocalAddress.Toward(first.Host!, first.Port ?? 0)
+        // Any controller this machine has a route to will do (one may be the controller that is gone).
+        var local = contacts.Select(c => LocalAddress.Toward(c.Address.Host!, c.Address.Port ?? 0)).FirstOrDefault(a => a is not null)
             ?? throw new CliException(ExitCodes.Unavailable,
-                $"this machine has no route to environment '{environment.Name}' at {first.Host}:{first.Port}; check the address and the network.");
+                $"this machine has no route to environment '{environment.Name}' at {string.Join(", ", contacts.Select(c => $"{c.Address.Host}:{c.Address.Port}"))}; check the address and the network.");
         var cliConf = Path.Combine(AppContext.BaseDirectory, "hocon", "cli.conf");
         var config = ConfigurationFactory.ParseString($$"""
                 akka.actor.provider = remote

@@ -241,7 +241,7 @@ public sealed class EnsembleNode : IAsyncDisposable
 
             // Formulas travel: uploads from the operator in, bundles out to agents on other nodes.
             var presence = _presence ?? EnsembleWiring.PresenceOf(System, Options.JournalKind);
-            var (uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, context, incoming, presence);
+            var (uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, context, incoming, presence, StartSingleton);
             receptionist.RegisterService(uploads);
             var controllers = (await new Formulas.Transfer.ControllerDirectory(topology).ListAsync()).Select(c => c.Node).Where(n => n != presence.Node);
             new ConnectionFile(ConnectionFile.CurrentFormat, Options.Environment, [presence.Node, .. controllers]).Write(Options.ConnectionFilePath);

@@ -22,10 +22,13 @@ public static class EnsembleWiring
     /// operator's uploads through the receptionist) and the bundle server (<c>/user/formula-bundles</c>, for agents),
     /// announced to agents by an ephemeral record in the store.
     /// </summary>
+    /// <param name="startUploads">how the upload receiver is started: by default a plain actor; on a cluster node a singleton, so every chunk
+    /// of an upload reaches the same receiver however many controllers the client's messages may go to.</param>
     public static async Task<(IActorRef Uploads, IActorRef Bundles)> StartFormulaTransferAsync(ActorSystem system, ControllerContext context, string incomingDirectory,
-        ControllerPresence? presence = null)
+        ControllerPresence? presence = null, Func<Props, string, IActorRef>? startUploads = null)
     {
-        var uploads = system.ActorOf(UploadReceiver.Props(context.Storage, incomingDirectory, context.FormulaLimits), BundleTransfer.UploadsActorName);
+        var uploadProps = UploadReceiver.Props(context.Storage, incomingDirectory, context.FormulaLimits);
+        var uploads = startUploads is null ? system.ActorOf(uploadProps, BundleTransfer.UploadsActorName) : startUploads(uploadProps, BundleTransfer.UploadsActorName);
         var bundles = system.ActorOf(BundleServer.Props(context.Storage), BundleTransfer.BundlesActorName);
         await new ControllerDirectory(context.Topology).RegisterAsync(presence ?? PresenceOf(system, ControllerPresence.SqliteJournal));
         return (uploads, bundles);

@@ -106,7 +106,7 @@ public sealed class ControllerFailoverTests(ITestOutputHelper output)
         await HaEnvironment.Until(() => env.Count("upgrade-formula 3 end") == 1, TimeSpan.FromSeconds(60), "the first hook ended");
         // The end of that unit's upgrade cannot be journaled: the active controller says so, and launches nothing more.
         var active = env.Controllers.Single(c => env.AddressOf(c.Key) == HaEnvironment.ActiveController(healed)).Value;
-        await active.WaitForOutputAsync(new Regex("could not journal|journal failed it"), TimeSpan.FromSeconds(60));
+        await active.WaitForOutputAsync(new Regex("could not journal|journal failed it|Failed to persist|Persistence failure"), TimeSpan.FromSeconds(60));
         Assert.Equal(1, env.Count("upgrade-formula 3 begin"));
 
         await env.Postgres.StartAsync();

@@ -171,7 +171,7 @@ public sealed class HaEnvironment : IAsyncDisposable
     public static Task Until(Func<bool> condition, TimeSpan timeout, string what) =>
         LocalEnvironment.WaitUntilAsync(() => Task.FromResult(condition()), timeout, what);
 
-    public string Logs() => string.Join("\n", _nodes.Select(n => $"---- {n} ----\n{n.Tail(40)}"));
+    public string Logs() => string.Join("\n", _nodes.Select(n => $"---- {n} ----\n{n.Tail(n.Name.StartsWith("controller", StringComparison.Ordinal) ? 150 : 40)}"));
 
     public async ValueTask DisposeAsync()
     {
