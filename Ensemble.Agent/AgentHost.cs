@@ -137,11 +137,18 @@ public static class AgentHost
         }
         catch (Exception ex)
         {
-            Console.Error.WriteLine($"Ensemble.Agent: the node did not start: {ex.GetBaseException().Message.TrimEnd('.')}.");
+            // Our own sentences name the thing and the fix; below them is only the driver's detail, which they quote.
+            var reason = Chain(ex).OfType<Ensemble.Formulas.FormulaStorageUnavailableException>().FirstOrDefault() ?? ex.GetBaseException();
+            Console.Error.WriteLine($"Ensemble.Agent: the node did not start: {reason.Message.TrimEnd('.')}.");
             return ExitStartFailed;
         }
         Console.WriteLine("Ensemble.Agent: stopped");
         return ExitOk;
+    }
+
+    private static IEnumerable<Exception> Chain(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException) yield return e;
     }
 
     /// <summary>The node's options from flags and environment variables; an <see cref="ArgumentException"/> names what is wrong and the fix.</summary>

@@ -257,6 +257,10 @@ public sealed class PostgresFormulaStorage : IFormulaStorage
         }
     }
 
+    /// <summary>Connects and creates the tables if missing: a controller checks its database once at start, so a wrong address or password stops it with one sentence.</summary>
+    /// <exception cref="FormulaStorageUnavailableException">The database could not be reached or refused the login.</exception>
+    public Task CheckAsync(CancellationToken ct = default) => WithDatabaseAsync("be opened", _ => Task.FromResult(true), ct);
+
     /// <summary>Whether the bundle is stored (committed) in the database; a cached copy answers without asking it.</summary>
     /// <exception cref="FormulaStorageUnavailableException">The database could not be reached or failed.</exception>
     public bool Contains(string key)

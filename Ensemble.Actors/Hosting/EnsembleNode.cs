@@ -200,6 +200,7 @@ public sealed class EnsembleNode : IAsyncDisposable
         if (!Options.IsController) System.ActorOf(ControllerWatch.Props(), "controller-watch");
 
         var (storage, incoming) = FormulaStorageFor(Options);
+        if (Options.IsController && storage is PostgresFormulaStorage shared) await shared.CheckAsync();
 
         var sessionTimeout = config.GetTimeSpan("ensemble.zookeeper.session-timeout", TimeSpan.FromSeconds(10));
         if (Options.IsAgent)
