@@ -74,6 +74,8 @@ public sealed class EnsembleNode : IAsyncDisposable
 
     private readonly EmbeddedCoordinationServer? _server;
     private readonly List<ICoordinationStore> _sessions = [];
+    private readonly List<Health.StoreProbe> _storeProbes = [];
+    private OpenTelemetry.Metrics.MeterProvider? _metrics;
 
     private EnsembleNode(ActorSystem system, NodeOptions options, EmbeddedCoordinationServer? server)
     {
@@ -168,6 +170,7 @@ public sealed class EnsembleNode : IAsyncDisposable
     private async Task StartRolesAsync(Config config, string root, IReadOnlyList<Address> seeds)
     {
         var cluster = Cluster.Get(System);
+        _metrics = Telemetry.MetricsExport.Start(Telemetry.MetricsExport.Settings.From(config), $"{cluster.SelfAddress.Host}:{cluster.SelfAddress.Port}");
         var up = new TaskCompletionSource();
         cluster.RegisterOnMemberUp(() => up.TrySetResult());
         if (seeds.Count == 1 && seeds[0] == cluster.SelfAddress) await cluster.JoinAsync(cluster.SelfAddress);
@@ -187,6 +190,7 @@ public sealed class EnsembleNode : IAsyncDisposable
         if (Options.IsAgent)
         {
             var session = await OpenAsync(sessionTimeout, resumable: true);
+            _storeProbes.Add(new Health.StoreProbe("agent", session, root));
             var settings = EnsembleConfig.AgentSettings(config);
             var topology = new TopologyStore(session, root);
             // Beside a controller the storage is right here; anywhere else bundles come from a controller's bundle server.
@@ -207,6 +211,7 @@ public sealed class EnsembleNode : IAsyncDisposable
         if (Options.IsController)
         {
             var session = await OpenAsync(sessionTimeout, resumable: false);
+            _storeProbes.Add(new Health.StoreProbe("controller", session, root));
             var topology = new TopologyStore(session, root);
             await topology.EnsureLayoutAsync();
             var registry = System.ActorOf(MachineRegistry.Props(topology, new MachineRegistrySettings(
@@ -226,7 +231,11 @@ public sealed class EnsembleNode : IAsyncDisposable
             // Formulas travel: uploads from the operator in, bundles out to agents on other nodes.
             var (uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, context, storage.IncomingDirectory);
             receptionist.RegisterService(uploads);
+            receptionist.RegisterService(EnsembleWiring.StartEnvironmentHealth(System, Options.Environment));
         }
+
+        EnsembleWiring.StartHealth(System, new Health.HealthContext(Options.IsAgent ? Options.Machine : null, _storeProbes,
+            HasJournal: Options.IsController, EnsembleWiring.HealthSettings(config, Options.DataDirectory)));
 
         _ = System.WhenTerminated.ContinueWith(_ => CloseStore(), TaskScheduler.Default);
     }
@@ -276,6 +285,7 @@ public sealed class EnsembleNode : IAsyncDisposable
                 catch (Exception) { /* a session that cannot close expires on the server */ }
             }
             _server?.Dispose();
+            _metrics?.Dispose();
         }
     }
 
