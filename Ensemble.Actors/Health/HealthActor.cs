@@ -6,8 +6,11 @@ using static Ensemble.Health.HealthReplies;
 
 namespace Ensemble.Health;
 
-/// <summary>How a node checks itself: how often, how long each probe may take, and where it writes the health file (null: nowhere).</summary>
-public sealed record HealthSettings(TimeSpan Interval, TimeSpan ProbeDeadline, string? FilePath)
+/// <summary>
+/// How a node checks itself: how often, how long each probe may take, where it writes the health file (null: nowhere),
+/// and the loopback port of its HTTP endpoint (0: none).
+/// </summary>
+public sealed record HealthSettings(TimeSpan Interval, TimeSpan ProbeDeadline, string? FilePath, int HttpPort = 0)
 {
     public static HealthSettings Default { get; } = new(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(3), null);
 }
@@ -38,6 +41,7 @@ public sealed class HealthActor : ReceiveActor, IWithTimers, IWithUnboundedStash
     private NodeHealth? _last;
     private bool _checking;
     private string? _fileError;
+    private HealthEndpoint? _endpoint;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -57,6 +61,7 @@ public sealed class HealthActor : ReceiveActor, IWithTimers, IWithUnboundedStash
             if (m.FileError != _fileError && m.FileError is not null) _log.Warning("could not write the health file {0}: {1}", _context.Settings.FilePath, m.FileError);
             _fileError = m.FileError;
             _last = m.Health;
+            _endpoint?.Publish(m.Health);
             EnsembleMetrics.Health.Report(Self, m.Health);
             Stash.UnstashAll();
         });
@@ -71,11 +76,21 @@ public sealed class HealthActor : ReceiveActor, IWithTimers, IWithUnboundedStash
 
     protected override void PreStart()
     {
+        if (_context.Settings.HttpPort > 0)
+        {
+            // A taken port costs the endpoint, not the node: the health file and /user/health still answer.
+            try { _endpoint = HealthEndpoint.Start(_context.Settings.HttpPort); }
+            catch (System.Net.HttpListenerException ex) { _log.Error("no health endpoint on 127.0.0.1:{0}: {1}", _context.Settings.HttpPort, ex.Message); }
+        }
         Self.Tell(Check.Instance);
         Timers.StartPeriodicTimer("check", Check.Instance, _context.Settings.Interval);
     }
 
-    protected override void PostStop() => EnsembleMetrics.Health.Forget(Self);
+    protected override void PostStop()
+    {
+        _endpoint?.Dispose();
+        EnsembleMetrics.Health.Forget(Self);
+    }
 
     private void BeginCheck()
     {

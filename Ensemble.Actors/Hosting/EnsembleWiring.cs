@@ -59,7 +59,8 @@ public static class EnsembleWiring
         return new Health.HealthSettings(
             config.GetTimeSpan("ensemble.health.interval", TimeSpan.FromSeconds(5)),
             config.GetTimeSpan("ensemble.health.probe-timeout", TimeSpan.FromSeconds(3)),
-            file == "off" ? null : string.IsNullOrWhiteSpace(file) ? Path.Combine(dataDirectory, Health.HealthFile.DefaultName) : file);
+            file == "off" ? null : string.IsNullOrWhiteSpace(file) ? Path.Combine(dataDirectory, Health.HealthFile.DefaultName) : file,
+            config.GetInt("ensemble.health.http-port", 0));
     }
 
     /// <summary>Starts the agent role for one machine; it announces itself and adopts the units placed on it.</summary>

@@ -64,6 +64,10 @@ public sealed class NodeHealthTests(ITestOutputHelper output) : IDisposable
         Assert.NotNull(read);
         Assert.True(read.Value.Healthy);
         Assert.True(HealthJudge.IsFresh(read.Value.CheckedAt, DateTimeOffset.UtcNow, TimeSpan.FromSeconds(30)));
+        Assert.Equal(200, HealthEndpoint.StatusCodeFor(health));
+        Assert.Equal(503, HealthEndpoint.StatusCodeFor(health with { Healthy = false }));
+        Assert.Equal(503, HealthEndpoint.StatusCodeFor(null));
+
         // Rewritten every interval: a later check replaces it.
         await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(HealthDocument.Read(File.ReadAllText(HealthFilePath))?.CheckedAt > read.Value.CheckedAt),
             Deadline, "the health file to be rewritten");
@@ -94,10 +98,35 @@ public sealed class NodeHealthTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_node_with_a_health_port_answers_http_on_loopback_with_200_and_the_health_json()
+    {
+        var port = FreePort();
+        await using var node = await EnsembleNode.StartAsync(Options(),
+            Akka.Configuration.ConfigurationFactory.ParseString($"ensemble.health.http-port = {port}").WithFallback(Quick));
+        await WaitForAsync(node, h => h.Healthy, "the node to be healthy");
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        HttpResponseMessage? response = null;
+        await LocalEnvironment.WaitUntilAsync(async () =>
+            (response = await http.GetAsync($"http://127.0.0.1:{port}/health")).StatusCode == System.Net.HttpStatusCode.OK, Deadline, "GET /health to answer 200");
+        var read = HealthDocument.Read(await response!.Content.ReadAsStringAsync());
+        Assert.True(read is { Healthy: true });
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [Fact]
     public async Task A_node_whose_zookeeper_stops_turns_unhealthy_naming_the_store_and_healthy_when_it_is_back()
     {
         using var zooKeeper = new ZooKeeperTestServer();
-        await using var node = await EnsembleNode.StartAsync(Options(zooKeeper.ConnectionString), Quick);
+        var port = FreePort();
+        await using var node = await EnsembleNode.StartAsync(Options(zooKeeper.ConnectionString),
+            Akka.Configuration.ConfigurationFactory.ParseString($"ensemble.health.http-port = {port}").WithFallback(Quick));
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         var healthy = await WaitForAsync(node, h => h.Healthy, "the node to be healthy");
         Assert.All(healthy.Stores, s => Assert.Equal(("zookeeper", "connected"), (s.Backend, s.State)));
 
@@ -106,6 +135,8 @@ public sealed class NodeHealthTests(ITestOutputHelper output) : IDisposable
         Assert.Contains(sick.Reasons, r => r.StartsWith("coordination store session (", StringComparison.Ordinal));
         Assert.All(sick.Stores, s => Assert.NotEqual("connected", s.State));
         Assert.True(sick.Journal is { Reachable: true }, "the journal is not the store");
+        await LocalEnvironment.WaitUntilAsync(async () =>
+            (await http.GetAsync($"http://127.0.0.1:{port}/health")).StatusCode == System.Net.HttpStatusCode.ServiceUnavailable, Deadline, "GET /health to answer 503");
         await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(HealthDocument.Read(File.ReadAllText(HealthFilePath)) is { Healthy: false } read
             && read.Reasons.Any(r => r.Contains("coordination store", StringComparison.Ordinal))), Deadline, "the health file to say unhealthy");
 
