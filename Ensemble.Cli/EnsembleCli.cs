@@ -14,7 +14,7 @@ public static class EnsembleCli
 
         Environments live under ENSEMBLE_HOME (default ~/.ensemble); -e ENV picks one (else
         ENSEMBLE_ENVIRONMENT, else the last bootstrapped or connected). Exit codes: 0 done; 1 done but not everywhere
-        (a unit failed, a record could not be read); 2 bad usage; 3 not found; 4 malformed formula;
+        (a unit failed, a record could not be read, a node is unhealthy); 2 bad usage; 3 not found; 4 malformed formula;
         5 no newer revision; 6 conflict (already running or existing); 7 environment not bootstrapped,
         not running, not answering or unable to do it now. See docs/cli.md.
         """;
@@ -33,7 +33,7 @@ public static class EnsembleCli
             EnvironmentCommands.RestartEnvironment(), EnvironmentCommands.DestroyEnvironment(),
             MachineCommands.AddMachine(), MachineCommands.RemoveMachine(), MachineCommands.EnableHa(), MachineCommands.Node(),
             ServiceCommands.Deploy(), ServiceCommands.AddUnit(), ServiceCommands.RemoveUnit(), ServiceCommands.DestroyService(),
-            StatusCommand.Build(), UpgradeCommand.Build(), UnitCommands.Resolved(), UnitCommands.Log(),
+            StatusCommand.Build(), HealthCommand.Build(), UpgradeCommand.Build(), UnitCommands.Resolved(), UnitCommands.Log(),
             CompletionCommand.Build(),
         })
             root.Subcommands.Add(command);

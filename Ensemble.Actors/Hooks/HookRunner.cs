@@ -56,9 +56,12 @@ public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.Ma
         var path = Path.Combine(context.FormulaDirectory, "hooks", hook);
         if (!File.Exists(path)) return new HookResult(hook, Ran: false, ExitCode: 0, TimedOut: false);
         await _slots.WaitAsync(cancellationToken);
+        var started = Telemetry.EnsembleMetrics.Hooks.Starting(hook);
         try
         {
-            return await RunProcessAsync(path, hook, context, cancellationToken);
+            var result = await RunProcessAsync(path, hook, context, cancellationToken);
+            Telemetry.EnsembleMetrics.Hooks.Ran(result, context, started);
+            return result;
         }
         finally
         {

@@ -90,6 +90,8 @@ public sealed class EnsembleNode : IAsyncDisposable
 
     private readonly EmbeddedCoordinationServer? _server;
     private readonly List<ICoordinationStore> _sessions = [];
+    private readonly List<Health.StoreProbe> _storeProbes = [];
+    private OpenTelemetry.Metrics.MeterProvider? _metrics;
 
     private EnsembleNode(ActorSystem system, NodeOptions options, EmbeddedCoordinationServer? server)
     {
@@ -186,6 +188,7 @@ public sealed class EnsembleNode : IAsyncDisposable
     private async Task StartRolesAsync(Config config, string root, IReadOnlyList<Address> seeds)
     {
         var cluster = Cluster.Get(System);
+        _metrics = Telemetry.MetricsExport.Start(Telemetry.MetricsExport.Settings.From(config), $"{cluster.SelfAddress.Host}:{cluster.SelfAddress.Port}");
         var up = new TaskCompletionSource();
         cluster.RegisterOnMemberUp(() => up.TrySetResult());
         if (seeds.Count == 1 && seeds[0] == cluster.SelfAddress) await cluster.JoinAsync(cluster.SelfAddress);
@@ -206,6 +209,7 @@ public sealed class EnsembleNode : IAsyncDisposable
         if (Options.IsAgent)
         {
             var session = await OpenAsync(sessionTimeout, resumable: true);
+            _storeProbes.Add(new Health.StoreProbe("agent", session, root));
             var settings = EnsembleConfig.AgentSettings(config);
             var topology = new TopologyStore(session, root);
             // Beside a controller the storage is right here; anywhere else bundles come from a controller's bundle server.
@@ -226,6 +230,7 @@ public sealed class EnsembleNode : IAsyncDisposable
         if (Options.IsController)
         {
             var session = _controllerSession ?? await OpenAsync(sessionTimeout, resumable: false);
+            _storeProbes.Add(new Health.StoreProbe("controller", session, root));
             var topology = new TopologyStore(session, root);
             await topology.EnsureLayoutAsync();
             // The machine registry and the service coordinators are cluster singletons on the oldest controller: with
@@ -246,7 +251,11 @@ public sealed class EnsembleNode : IAsyncDisposable
             receptionist.RegisterService(uploads);
             var controllers = (await new Formulas.Transfer.ControllerDirectory(topology).ListAsync()).Select(c => c.Node).Where(n => n != presence.Node);
             new ConnectionFile(ConnectionFile.CurrentFormat, Options.Environment, [presence.Node, .. controllers]).Write(Options.ConnectionFilePath);
+            receptionist.RegisterService(EnsembleWiring.StartEnvironmentHealth(System, Options.Environment));
         }
+
+        EnsembleWiring.StartHealth(System, new Health.HealthContext(Options.IsAgent ? Options.Machine : null, _storeProbes,
+            HasJournal: Options.IsController, EnsembleWiring.HealthSettings(config, Options.DataDirectory)));
 
         _ = System.WhenTerminated.ContinueWith(_ => CloseStore(), TaskScheduler.Default);
     }
@@ -367,6 +376,7 @@ public sealed class EnsembleNode : IAsyncDisposable
                 catch (Exception) { /* a session that cannot close expires on the server */ }
             }
             _server?.Dispose();
+            _metrics?.Dispose();
         }
     }
 

@@ -55,6 +55,25 @@ public static class EnsembleWiring
             new FormulaCache(source, Path.Combine(machineDirectory, "formula-cache"), log),
             new Hooks.ProcessHookRunner(settings.HookTimeout, settings.MaxParallelHooks), settings, steps ?? Units.Steps.UnitSteps.Standard);
 
+    /// <summary>Starts the node's health actor (/user/health), which every node has whatever its roles.</summary>
+    public static IActorRef StartHealth(ActorSystem system, Health.HealthContext context) =>
+        system.ActorOf(Health.HealthActor.Props(context), Health.HealthActor.ActorName);
+
+    /// <summary>Starts a controller's survey of every member's health (/user/environment-health), for the receptionist.</summary>
+    public static IActorRef StartEnvironmentHealth(ActorSystem system, string environment) =>
+        system.ActorOf(Health.EnvironmentHealthActor.Props(environment), Health.EnvironmentHealthActor.ActorName);
+
+    /// <summary>The health settings of a node whose data directory is <paramref name="dataDirectory"/>.</summary>
+    public static Health.HealthSettings HealthSettings(Akka.Configuration.Config config, string dataDirectory)
+    {
+        var file = config.GetString("ensemble.health.file", "");
+        return new Health.HealthSettings(
+            config.GetTimeSpan("ensemble.health.interval", TimeSpan.FromSeconds(5)),
+            config.GetTimeSpan("ensemble.health.probe-timeout", TimeSpan.FromSeconds(3)),
+            file == "off" ? null : string.IsNullOrWhiteSpace(file) ? Path.Combine(dataDirectory, Health.HealthFile.DefaultName) : file,
+            config.GetInt("ensemble.health.http-port", 0));
+    }
+
     /// <summary>Starts the agent role for one machine; it announces itself and adopts the units placed on it.</summary>
     public static async Task<IActorRef> StartAgentAsync(ActorSystem system, AgentContext context, ICoordinationStore session)
     {

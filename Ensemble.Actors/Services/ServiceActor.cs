@@ -41,6 +41,7 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
         _name = name;
         _context = context;
         _state = ServiceState.Empty(name);
+        Telemetry.EnsembleMetrics.Upgrades.Track(Self, name, () => _state.Upgrade is not null);
 
         Recover<IServiceEvent>(e => _state = ServiceLogic.Apply(_state, e));
         Recover<RecoveryCompleted>(_ =>

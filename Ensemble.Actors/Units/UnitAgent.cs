@@ -39,6 +39,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         _paths = UnitPaths.For(context.UnitsDirectory, unit);
         _step = new UnitStepContext(unit, _paths, context, _log);
         _state = UnitStateFile.Load(_paths) ?? UnitState.New(unit);
+        Telemetry.EnsembleMetrics.Units.Track(Self, unit, () => _state.Phase);
 
         Receive<DeployUnit>(m => Offer(new UnitTrigger.Deploy(m.Formula), Sender));
         Receive<UpgradeUnit>(OnUpgrade);

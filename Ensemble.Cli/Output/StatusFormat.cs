@@ -82,12 +82,15 @@ public static class StatusFormat
     public static string Json(EnvironmentReplies.Status status) =>
         Document(status).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
 
-    public static string Yaml(EnvironmentReplies.Status status) =>
+    public static string Yaml(EnvironmentReplies.Status status) => Yaml(Document(status));
+
+    /// <summary>A JSON document as YAML with the same fields (also `ensemble health --format yaml`).</summary>
+    public static string Yaml(JsonObject document) =>
         new SerializerBuilder()
             .ConfigureDefaultValuesHandling(DefaultValuesHandling.Preserve)
             .WithEventEmitter(next => new NullAsNull(next))
             .Build()
-            .Serialize(Plain(Document(status)));
+            .Serialize(Plain(document));
 
     /// <summary>Two tables: the services, then every unit; then what could not be read.</summary>
     public static void Table(EnvironmentReplies.Status status, IAnsiConsole console)

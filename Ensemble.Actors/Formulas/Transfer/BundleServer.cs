@@ -39,6 +39,7 @@ public sealed class BundleServer : ReceiveActor
             var total = 0;
             int read;
             while (total < wanted && (read = await stream.ReadAsync(data.AsMemory(total))) > 0) total += read;
+            Telemetry.EnsembleMetrics.Bundles.Sent(total);
             return new BundleChunk(request.Sha256, request.Offset, size, total == wanted ? data : data[..total]);
         }
         catch (FileNotFoundException e)
