@@ -151,3 +151,59 @@ public sealed class JournalHygieneEnvironmentTests(ITestOutputHelper output) : E
             Assert.Equal(1, TestFormulas.HookTrace(await DataDirAsync(unit)).Count(l => l == "upgrade-formula 5 begin"));
     }
 }
+
+/// <summary>A snapshot taken in the middle of an upgrade run, then a controller restart: the run resumes from it, every unit upgrades once.</summary>
+public sealed class SnapshotMidUpgradeTests(ITestOutputHelper output) : EnvironmentTest(output)
+{
+    protected override LocalEnvironmentOptions Options(LocalEnvironmentOptions defaults) =>
+        defaults with { Controller = defaults.Controller with { SnapshotEvery = 3 } };
+
+    [Fact]
+    public async Task The_upgrade_resumes_from_a_snapshot_taken_mid_run_and_every_unit_upgrades_once()
+    {
+        var control = TestFormulas.ControlDirectory(Repository);
+        TestFormulas.Write(Repository, "api", 1);
+        var units = await DeployAsync("api", 3);
+        TestFormulas.Write(Repository, "api", 2);
+        File.WriteAllText(Path.Combine(control, "hold-upgrade-formula"), "");
+
+        // Events 1–4 deploy; 5 begins the run, 6 and 7 launch two units: snapshots at 3 and 6, the second mid-run.
+        await Env.UpgradeAsync("api", maxParallel: 2);
+        await LocalEnvironment.WaitUntilAsync(async () =>
+            TestFormulas.HookTrace(await DataDirAsync("api/0")).Contains("upgrade-formula 2 begin")
+            && TestFormulas.HookTrace(await DataDirAsync("api/1")).Contains("upgrade-formula 2 begin"),
+            Deadline, "two units in their upgrade hook");
+        await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(
+            Journal.Count(Root, "SELECT COALESCE(MAX(sequence_number), 0) FROM snapshot WHERE persistence_id = 'service-api'") == 6), Deadline, "the snapshot mid-run");
+
+        await Env.RestartControllerAsync();
+        var status = await Env.AskAsync<UpgradeStatus>(new GetUpgradeStatus("api"));
+        Assert.True(status.Running);
+        Assert.Equal(["api/0", "api/1"], status.InFlight);
+        Assert.Equal(["api/2"], status.Queued);
+        File.Delete(Path.Combine(control, "hold-upgrade-formula"));
+
+        await WaitForUnitsAsync(units, u => u.Formula == "local:api-2" && u.State == UnitPhase.Running, "all units on revision 2");
+        await WaitForUpgradeToEndAsync("api");
+        foreach (var unit in units)
+        {
+            var trace = TestFormulas.HookTrace(await DataDirAsync(unit));
+            Assert.Equal(1, trace.Count(l => l == "upgrade-formula 2 begin"));
+            Assert.Equal(1, trace.Count(l => l == "upgrade-formula 2 end"));
+        }
+        await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(
+            Journal.Count(Root, "SELECT COUNT(*) FROM journal WHERE persistence_id LIKE 'upgrade-%' AND deleted = 0") == 0), Deadline, "the sagas' journals to be deleted");
+    }
+}
+
+internal static class Journal
+{
+    public static long Count(string root, string sql)
+    {
+        using var connection = new SqliteConnection($"Data Source={Path.Combine(root, "journal.db")};Pooling=false");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return (long)command.ExecuteScalar()!;
+    }
+}
