@@ -156,6 +156,11 @@ public sealed class ServiceActor : ReceivePersistentActor
             }
             var events = ServiceLogic.Reconcile(state, service, units);
             if (events.Count > 0) _log.Warning("{0}: the journal missed changes the store holds (a crash between the two writes); adopting {1}", _name, string.Join(", ", events));
+            if (ServiceLogic.RecordToRestore(events.Aggregate(state, ServiceLogic.Apply), service) is { } restored)
+            {
+                _log.Warning("{0}: the service record names {1}, but no upgrade to it began; restoring {2}", _name, service!.Formula, restored.Formula);
+                await _context.Topology.PutServiceAsync(restored);
+            }
             foreach (var placed in events.OfType<ServiceEvents.UnitPlaced>())
                 if (units.First(u => u.Name == placed.Unit) is { Sha256: { } sha } record && await _context.Topology.GetAgentAsync(record.Machine) is { } agent)
                     _system.ActorSelection(agent.Address).Tell(new UnitRequests.DeployUnit(record.Name, new FormulaRef(FormulaId.Parse(record.Formula), sha)));

@@ -180,6 +180,18 @@ public static class ServiceLogic
         return events;
     }
 
+    /// <summary>
+    /// The service record to write back when it names another formula or repository than the journal while no upgrade
+    /// runs, else null. An upgrade writes the record's new formula before journaling <see cref="UpgradeBegan"/>; a crash
+    /// in between leaves the record naming a revision no unit was flagged for. Here the journal is right (agents do not
+    /// act on the service record; each unit's own record says what it runs), so the record is restored.
+    /// </summary>
+    public static ServiceRecord? RecordToRestore(ServiceState state, ServiceRecord? service) =>
+        state is { Formula: { } formula, Upgrade: null } && service is { Dying: false }
+        && (service.Formula != formula.Id.ToString() || service.Sha256 != formula.Sha256 || service.Repository != state.Repository)
+            ? service with { Formula = formula.Id.ToString(), Sha256 = formula.Sha256, Repository = state.Repository! }
+            : null;
+
     /// <summary>The units to launch now so that at most MaxParallel upgrade at once.</summary>
     public static IReadOnlyList<string> NextLaunches(UpgradeRun run) =>
         run.Halted ? [] : run.Queued.Take(Math.Max(0, run.MaxParallel - run.InFlight.Count)).ToList();

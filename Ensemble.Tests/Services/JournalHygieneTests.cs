@@ -132,6 +132,19 @@ public sealed class JournalHygieneTests : IAsyncLifetime
                 [Unit("wordpress/0"), Unit("wordpress/2", dying: true), Unit("wordpress/3", "m1")]));
 
     [Fact]
+    public void A_service_record_naming_a_revision_no_upgrade_began_for_is_restored_to_the_journals()
+    {
+        var bumped = Record() with { Formula = "local:wordpress-2", Sha256 = Rev2.Sha256 };
+        Assert.Equal(Record(), ServiceLogic.RecordToRestore(Deployed("wordpress/0"), bumped));
+        Assert.Null(ServiceLogic.RecordToRestore(Deployed("wordpress/0"), Record()));
+        Assert.Null(ServiceLogic.RecordToRestore(Deployed("wordpress/0"), bumped with { Dying = true }));
+        Assert.Null(ServiceLogic.RecordToRestore(ServiceState.Empty("wordpress"), bumped));
+        // While a run is in progress the record names its target, as it should.
+        var upgrading = ServiceLogic.Apply(Deployed("wordpress/0"), new UpgradeBegan("run-1", Rev1, Rev2, "/repo", ["wordpress/0"], 1));
+        Assert.Null(ServiceLogic.RecordToRestore(upgrading, bumped));
+    }
+
+    [Fact]
     public void A_service_gone_or_dying_in_the_store_is_removed_from_the_journal()
     {
         Assert.Equal<IServiceEvent>([new ServiceRemoved()], ServiceLogic.Reconcile(Deployed("wordpress/0"), null, []));

@@ -82,6 +82,24 @@ public sealed class JournalCrashPointTests(ITestOutputHelper output) : Environme
     }
 
     [Fact]
+    public async Task An_upgrade_whose_journal_write_failed_after_the_service_record_was_written_leaves_the_record_as_the_journal_says()
+    {
+        TestFormulas.Write(Repository, "app", 1);
+        var units = await DeployAsync("app", 2);
+        TestFormulas.Write(Repository, "app", 2);
+        Faults.FailNextWriteOf(e => e is ServiceEvents.UpgradeBegan);
+        Assert.IsType<CommandRejected>(await Env.UpgradeAsync("app"));
+        Assert.Equal("local:app-2", (await Env.Topology.GetServiceAsync("app"))!.Formula);
+        await Env.RestartControllerAsync();
+
+        await LocalEnvironment.WaitUntilAsync(async () => (await Env.Topology.GetServiceAsync("app"))!.Formula == "local:app-1",
+            Deadline, "the service record to name revision 1 again");
+        foreach (var unit in units)
+            Assert.DoesNotContain("upgrade-formula 2 begin", TestFormulas.HookTrace(await DataDirAsync(unit)));
+        await UpgradeEveryUnitOnceAsync("app", 2, units);
+    }
+
+    [Fact]
     public async Task A_service_destroyed_in_the_store_alone_is_removed_and_can_be_deployed_again()
     {
         TestFormulas.Write(Repository, "app", 1);
