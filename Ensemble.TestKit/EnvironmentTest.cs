@@ -12,8 +12,11 @@ public abstract class EnvironmentTest : Akka.TestKit.Xunit2.TestKit, IAsyncLifet
 {
     protected EnvironmentTest(ITestOutputHelper output) : this(LocalEnvironment.NewDirectory(), output) { }
 
-    private EnvironmentTest(string directory, ITestOutputHelper output)
-        : base(LocalEnvironment.JournalConfig(directory), "ensemble-test", output)
+    /// <summary>With <paramref name="config"/> over the environment's actor system configuration, given the environment's directory.</summary>
+    protected EnvironmentTest(ITestOutputHelper output, Func<string, Akka.Configuration.Config> config) : this(LocalEnvironment.NewDirectory(), output, config) { }
+
+    private EnvironmentTest(string directory, ITestOutputHelper output, Func<string, Akka.Configuration.Config>? config = null)
+        : base(LocalEnvironment.JournalConfig(directory, config?.Invoke(directory)), "ensemble-test", output)
     {
         Root = directory;
         Repository = Path.Combine(directory, "repository");

@@ -86,7 +86,8 @@ public static class EnsembleConfig
             config.GetInt("ensemble.limits.units-per-service"),
             config.GetInt("ensemble.limits.services-per-environment"),
             config.GetInt("ensemble.limits.max-revision"),
-            config.GetInt("ensemble.limits.repository-path-length")));
+            config.GetInt("ensemble.limits.repository-path-length")),
+        config.GetInt("ensemble.controller.snapshot-every", JournalHygiene.DefaultSnapshotEvery));
 
     public static AgentSettings AgentSettings(Config config) => new(
         config.GetTimeSpan("ensemble.agent.hook-timeout"),

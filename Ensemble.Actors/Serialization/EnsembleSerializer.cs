@@ -27,6 +27,8 @@ public sealed class EnsembleSerializer(ExtendedActorSystem system) : SerializerW
         ["saga.unit-flagged"] = typeof(UpgradeSaga.Events.UnitFlagged),
         ["saga.finished"] = typeof(UpgradeSaga.Events.SagaFinished),
         ["svc.removed"] = typeof(ServiceEvents.ServiceRemoved),
+        // Snapshots go through the same table: a snapshot store holds no type names either.
+        ["svc.snapshot"] = typeof(ServiceSnapshot),
     }.Concat(WireMessages()).ToDictionary();
 
     /// <summary>

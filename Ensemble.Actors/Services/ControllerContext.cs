@@ -3,8 +3,13 @@ using Ensemble.Topology;
 
 namespace Ensemble.Services;
 
-/// <summary>Settings of the service coordinators, read from the ensemble.controller HOCON section.</summary>
-public sealed record ControllerSettings(TimeSpan UnitUpgradeDeadline, TimeSpan AgentResendInterval, RequestLimits? Limits = null)
+/// <summary>
+/// Settings of the service coordinators, read from the ensemble.controller HOCON section. SnapshotEvery: a
+/// coordinator snapshots its state every that many journaled events and deletes what the snapshot replaces
+/// (<see cref="JournalHygiene"/>); 0 keeps the whole history.
+/// </summary>
+public sealed record ControllerSettings(TimeSpan UnitUpgradeDeadline, TimeSpan AgentResendInterval, RequestLimits? Limits = null,
+    int SnapshotEvery = JournalHygiene.DefaultSnapshotEvery)
 {
     public static ControllerSettings Default { get; } = new(TimeSpan.FromMinutes(30), TimeSpan.FromSeconds(5));
 

@@ -14,7 +14,9 @@ namespace Ensemble.Services;
 /// <summary>
 /// The coordinator of one service: deploys it, adds and removes its units, and runs its formula upgrades
 /// as one <see cref="UpgradeSaga"/> per unit, at most MaxParallel at a time. Journaled; the shared
-/// topology in the coordination store is written before the journal records the change.
+/// topology in the coordination store is written before the journal records the change, and every recovery
+/// reconciles the journal with the store (<see cref="ServiceLogic.Reconcile"/>), so a crash between the two
+/// writes leaves nothing the journal does not learn of. Snapshots keep recovery short (<see cref="JournalHygiene"/>).
 /// Work that touches disk or the store runs off the actor thread; meanwhile other requests wait (stash).
 /// </summary>
 public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
@@ -36,6 +38,9 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
 
     private sealed record ResumeUpgrade;
 
+    /// <summary>The sequence number of the newest snapshot saved or asked for (0: none).</summary>
+    private long _snapshotSequenceNr;
+
     public ServiceActor(string name, ControllerContext context)
     {
         _name = name;
@@ -43,9 +48,18 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
         _state = ServiceState.Empty(name);
         Telemetry.EnsembleMetrics.Upgrades.Track(Self, name, () => _state.Upgrade is not null);
 
+        Recover<SnapshotOffer>(offer =>
+        {
+            _state = ((ServiceSnapshot)offer.Snapshot).State;
+            _snapshotSequenceNr = offer.Metadata.SequenceNr;
+        });
         Recover<IServiceEvent>(e => _state = ServiceLogic.Apply(_state, e));
         Recover<RecoveryCompleted>(_ =>
         {
+            SnapshotIfDue();
+            // Reconciling here, not by a message to itself: requests that arrived during recovery are delivered
+            // next, and must wait (Busy) until the journal agrees with the store; so must a resumed upgrade.
+            OnReconcile();
             if (_state.Upgrade is not null) Self.Tell(new ResumeUpgrade());
         });
         Ready();
@@ -76,6 +90,91 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
         Command<UnitUpgradeProgressed>(OnProgress);
         Command<ResumeUpgrade>(_ => OnResume());
         Command<DestroyService>(OnDestroyService);
+        Hygiene();
+    }
+
+    // ---- journal hygiene ----
+
+    /// <summary>Applies a journaled event to the state, and snapshots when <see cref="JournalHygiene.SnapshotDue"/> says so.</summary>
+    private void Applied(IServiceEvent e)
+    {
+        _state = ServiceLogic.Apply(_state, e);
+        SnapshotIfDue();
+    }
+
+    private void SnapshotIfDue()
+    {
+        if (!JournalHygiene.SnapshotDue(LastSequenceNr, _snapshotSequenceNr, _context.Settings.SnapshotEvery)) return;
+        _snapshotSequenceNr = LastSequenceNr;
+        SaveSnapshot(new ServiceSnapshot(_state));
+    }
+
+    /// <summary>
+    /// Once a snapshot is saved, the events it covers and the snapshots before it are deleted. A failed save or
+    /// delete only costs recovery time (the journal still holds everything), so it is logged, and the next
+    /// snapshot tries again.
+    /// </summary>
+    private void Hygiene()
+    {
+        Command<SaveSnapshotSuccess>(m =>
+        {
+            var (eventsTo, snapshotsTo) = JournalHygiene.Redundant(m.Metadata.SequenceNr);
+            DeleteMessages(eventsTo);
+            DeleteSnapshots(new SnapshotSelectionCriteria(snapshotsTo));
+        });
+        Command<SaveSnapshotFailure>(m => _log.Warning("{0}: could not save a snapshot at {1}: {2}", _name, m.Metadata.SequenceNr, m.Cause.Message));
+        Command<DeleteMessagesSuccess>(_ => { });
+        Command<DeleteMessagesFailure>(m => _log.Warning("{0}: could not delete events up to {1}: {2}", _name, m.ToSequenceNr, m.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(m => _log.Warning("{0}: could not delete old snapshots: {1}", _name, m.Cause.Message));
+    }
+
+    /// <summary>
+    /// After recovery: the store is written before the journal, so whatever a crash between the two left in the
+    /// store alone is journaled now (<see cref="ServiceLogic.Reconcile"/>), and units adopted are sent their deploy
+    /// again (idempotent on the agent: a unit already deployed stays as it is). Requests wait meanwhile.
+    /// </summary>
+    private void OnReconcile()
+    {
+        RunAsync(async (state, _) =>
+        {
+            ServiceRecord? service;
+            var unreadable = new List<UnreadableRecord>();
+            IReadOnlyList<UnitRecord> units;
+            try
+            {
+                service = await _context.Topology.GetServiceAsync(_name);
+                units = service is null ? [] : await _context.Topology.ListUnitsAsync(_name, unreadable);
+            }
+            catch (Exception ex) when (Coordination.StoreTrouble.IsTransient(ex))
+            {
+                // The store is away: go on with the journal as it is; the next recovery reconciles.
+                _log.Warning("{0}: could not read the store to reconcile the journal with it: {1}", _name, ex.Message);
+                return new WorkDone([], Reconciled.Instance, ActorRefs.Nobody);
+            }
+            if (unreadable.Count > 0)
+            {
+                // Units that cannot be read must not look removed: leave the journal as it is until they can.
+                _log.Warning("{0}: {1} unit records unreadable; not reconciling the journal with the store", _name, unreadable.Count);
+                return new WorkDone([], Reconciled.Instance, ActorRefs.Nobody);
+            }
+            var events = ServiceLogic.Reconcile(state, service, units);
+            if (events.Count > 0) _log.Warning("{0}: the journal missed changes the store holds (a crash between the two writes); adopting {1}", _name, string.Join(", ", events));
+            if (ServiceLogic.RecordToRestore(events.Aggregate(state, ServiceLogic.Apply), service) is { } restored)
+            {
+                _log.Warning("{0}: the service record names {1}, but no upgrade to it began; restoring {2}", _name, service!.Formula, restored.Formula);
+                await _context.Topology.PutServiceAsync(restored);
+            }
+            foreach (var placed in events.OfType<ServiceEvents.UnitPlaced>())
+                if (units.First(u => u.Name == placed.Unit) is { Sha256: { } sha } record && await _context.Topology.GetAgentAsync(record.Machine) is { } agent)
+                    _system.ActorSelection(agent.Address).Tell(new UnitRequests.DeployUnit(record.Name, new FormulaRef(FormulaId.Parse(record.Formula), sha)));
+            return new WorkDone(events, Reconciled.Instance, ActorRefs.Nobody);
+        });
+    }
+
+    private sealed class Reconciled
+    {
+        public static readonly Reconciled Instance = new();
     }
 
     private void OnProgress(UnitUpgradeProgressed m)
@@ -106,7 +205,7 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
             _awaitingJournal = done.ReplyTo;
             PersistAll(done.Events, e =>
             {
-                _state = ServiceLogic.Apply(_state, e);
+                Applied(e);
                 if (!ReferenceEquals(e, last)) return;
                 _awaitingJournal = null;
                 done.ReplyTo.Tell(done.Reply);
@@ -131,6 +230,7 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
         Command<UnitUpgradeProgressed>(OnProgress);
         Command<GetUpgradeStatus>(_ => Sender.Tell(Status()));
         Command<WatchUpgrade>(OnWatch);
+        Hygiene();
         CommandAny(_ => Stash.Stash());
     }
 
@@ -431,7 +531,7 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
         }
         PersistAll(launches.Select(u => new UnitUpgradeLaunched(run.RunId, u)), e =>
         {
-            _state = ServiceLogic.Apply(_state, e);
+            Applied(e);
             SpawnSaga(run, e.Unit, fresh: true);
         });
     }
@@ -471,16 +571,27 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
     /// <summary>A failing saga is stopped, not restarted: its replacement must replay its journal.</summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
 
+    /// <summary>
+    /// A saga's outcome is journaled here, then the saga is told so and deletes its own journal: from then on this
+    /// journal (or its snapshot) is the one record of it, and the saga is never started again. A report already
+    /// recorded (a saga started again repeats it) is acknowledged at once.
+    /// </summary>
     private void OnSagaReport(UpgradeSaga.Report report)
     {
-        if (_state.Upgrade is not { } run || run.RunId != report.RunId || !run.InFlight.Contains(report.Unit)) return;
+        if (_state.Upgrade is not { } run || run.RunId != report.RunId || !run.InFlight.Contains(report.Unit))
+        {
+            Sender.Tell(UpgradeSaga.ResultRecorded.Instance);
+            return;
+        }
         _sagaWait = TimeSpan.Zero;
         IServiceEvent e = report.Succeeded
             ? new UnitUpgradeSucceeded(run.RunId, report.Unit)
             : new ServiceEvents.UnitUpgradeFailed(run.RunId, report.Unit, report.Cause ?? "failed");
+        var saga = Sender;
         Persist(e, _ =>
         {
-            _state = ServiceLogic.Apply(_state, e);
+            Applied(e);
+            saga.Tell(UpgradeSaga.ResultRecorded.Instance);
             Broadcast(new UnitUpgradeProgressed(_name, report.Unit, report.Succeeded ? "upgraded" : $"failed: {report.Cause}"));
             LaunchMore();
         });
@@ -491,7 +602,7 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
         if (_state.Upgrade is not { } run || !run.Done) return;
         Persist(new UpgradeEnded(run.RunId), e =>
         {
-            _state = ServiceLogic.Apply(_state, e);
+            Applied(e);
             if (run.Halted && !run.Queued.IsEmpty)
                 _log.Warning("{0}: upgrade to {1} halted after a failure; {2} units keep {3}", _name, run.To.Id, run.Queued.Count, run.From.Id);
             _lastView = UpgradeViews.Of(run, _steps, finished: true);

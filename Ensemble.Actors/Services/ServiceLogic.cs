@@ -155,6 +155,43 @@ public static class ServiceLogic
         _ => throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, null),
     };
 
+    /// <summary>
+    /// The events that make a recovered journal agree with the coordination store. The coordinator writes the store
+    /// first and journals after, so a crash in between leaves the store ahead: a service deployed (or units added)
+    /// that the journal never recorded, a unit or a service removed (or marked dying) that it still holds. The store
+    /// is what agents act on, so the journal adopts what it says: a service whose record exists (not dying) is
+    /// deployed with the units recorded for it; a unit not in the store, or dying there, is deleted; a service gone
+    /// from the store, or dying there, is removed. Empty when both agree (the usual case). <paramref name="units"/>
+    /// are the store's unit records of this service.
+    /// </summary>
+    public static IReadOnlyList<IServiceEvent> Reconcile(ServiceState state, ServiceRecord? service, IReadOnlyList<UnitRecord> units)
+    {
+        var events = new List<IServiceEvent>();
+        if (service is null or { Dying: true })
+        {
+            if (state.Deployed) events.Add(new ServiceRemoved());
+            return events;
+        }
+        if (!state.Deployed)
+            events.Add(new ServiceCreated(new Formulas.FormulaRef(Formulas.FormulaId.Parse(service.Formula), service.Sha256), service.Repository));
+        var live = units.Where(u => !u.Dying).ToDictionary(u => u.Name, u => u.Machine);
+        events.AddRange(live.Where(u => !state.Units.ContainsKey(u.Key)).OrderBy(u => UnitNames.NumberOf(u.Key)).Select(u => new UnitPlaced(u.Key, u.Value)));
+        events.AddRange(state.Units.Keys.Where(u => !live.ContainsKey(u)).Select(u => new UnitDeleted(u)));
+        return events;
+    }
+
+    /// <summary>
+    /// The service record to write back when it names another formula or repository than the journal while no upgrade
+    /// runs, else null. An upgrade writes the record's new formula before journaling <see cref="UpgradeBegan"/>; a crash
+    /// in between leaves the record naming a revision no unit was flagged for. Here the journal is right (agents do not
+    /// act on the service record; each unit's own record says what it runs), so the record is restored.
+    /// </summary>
+    public static ServiceRecord? RecordToRestore(ServiceState state, ServiceRecord? service) =>
+        state is { Formula: { } formula, Upgrade: null } && service is { Dying: false }
+        && (service.Formula != formula.Id.ToString() || service.Sha256 != formula.Sha256 || service.Repository != state.Repository)
+            ? service with { Formula = formula.Id.ToString(), Sha256 = formula.Sha256, Repository = state.Repository! }
+            : null;
+
     /// <summary>The units to launch now so that at most MaxParallel upgrade at once.</summary>
     public static IReadOnlyList<string> NextLaunches(UpgradeRun run) =>
         run.Halted ? [] : run.Queued.Take(Math.Max(0, run.MaxParallel - run.InFlight.Count)).ToList();

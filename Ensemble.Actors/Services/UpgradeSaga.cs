@@ -15,7 +15,9 @@ namespace Ensemble.Services;
 /// wait for the outcome with a deadline, report to the service. The flag in the store is the one record
 /// of "this unit has an upgrade pending": a saga started again after a crash reads it (and the unit's
 /// formula) instead of journaling it, so it never flags twice. Only the outcome is journaled, so a
-/// finished saga merely repeats its report.
+/// finished saga merely repeats its report. Once the coordinator has journaled the outcome (ResultRecorded)
+/// the saga deletes its journal and stops: the coordinator never starts a saga for a unit whose outcome it
+/// holds, so nothing reads it again, and a crash before the deletion leaves one event behind, never a rerun.
 /// </summary>
 public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
 {
@@ -29,6 +31,12 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
 
     /// <summary>Sent to the parent service coordinator once the outcome is journaled.</summary>
     public sealed record Report(string RunId, string Unit, bool Succeeded, string? Cause);
+
+    /// <summary>The coordinator's answer to a <see cref="Report"/>: the outcome is in its journal.</summary>
+    public sealed class ResultRecorded
+    {
+        public static readonly ResultRecorded Instance = new();
+    }
 
     private sealed record Proceed;
     private sealed record FlagWritten;
@@ -111,6 +119,18 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
         {
             if (_away is null && m.Target?.Sha256 == _target.Sha256) Progress(UnitLifecycle.StateName(m.State));
         });
+        Command<ResultRecorded>(_ =>
+        {
+            if (_finished is null) return;
+            DeleteMessages(LastSequenceNr);
+        });
+        Command<DeleteMessagesSuccess>(_ => Context.Stop(Self));
+        Command<DeleteMessagesFailure>(m =>
+        {
+            // Only space: the coordinator holds the outcome and never starts this saga again.
+            _log.Warning("saga {0}: could not delete its journal: {1}", _unit, m.Cause.Message);
+            Context.Stop(Self);
+        });
     }
 
     // Props by type and arguments: the expression form compiles a delegate per call, one per unit upgrade.
@@ -139,7 +159,7 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
         _log.Debug("saga {0}: recovered (flagged {1}, finished {2})", _unit, _flagged, _finished is not null);
         if (_finished is { } done)
         {
-            ReportAndStop(done);
+            SendReport(done);
             return;
         }
         if (_fresh || _flagged)
@@ -213,13 +233,10 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
         Persist(new Events.SagaFinished(_unit, succeeded, cause), e =>
         {
             _finished = e;
-            ReportAndStop(e);
+            SendReport(e);
         });
     }
 
-    private void ReportAndStop(Events.SagaFinished e)
-    {
-        Context.Parent.Tell(new Report(_runId, _unit, e.Succeeded, e.Cause));
-        Context.Stop(Self);
-    }
+    /// <summary>Reports the outcome; the coordinator's ResultRecorded lets the saga delete its journal and stop.</summary>
+    private void SendReport(Events.SagaFinished e) => Context.Parent.Tell(new Report(_runId, _unit, e.Succeeded, e.Cause));
 }
