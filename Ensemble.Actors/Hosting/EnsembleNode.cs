@@ -246,7 +246,7 @@ public sealed class EnsembleNode : IAsyncDisposable
             receptionist.RegisterService(registry);
 
             // Formulas travel: uploads from the operator in, bundles out to agents on other nodes.
-            var presence = _presence ?? EnsembleWiring.PresenceOf(System, Options.JournalKind);
+            var presence = _presence ?? EnsembleWiring.PresenceOf(System, Options.JournalKind) with { Id = ControllerId(Options.DataDirectory) };
             var (uploads, _) = await EnsembleWiring.StartFormulaTransferAsync(System, context, incoming, presence, StartSingleton);
             receptionist.RegisterService(uploads);
             var controllers = (await new Formulas.Transfer.ControllerDirectory(topology).ListAsync()).Select(c => c.Node).Where(n => n != presence.Node);
@@ -291,8 +291,11 @@ public sealed class EnsembleNode : IAsyncDisposable
         await topology.EnsureLayoutAsync();
         var directory = new Formulas.Transfer.ControllerDirectory(topology);
         var self = Cluster.Get(System).SelfAddress;
-        _presence = EnsembleWiring.PresenceOf(System, Options.JournalKind);
+        _presence = EnsembleWiring.PresenceOf(System, Options.JournalKind) with { Id = ControllerId(Options.DataDirectory) };
         var me = _presence.Node;
+        // This controller's own record from before a crash (another port, its session not yet expired) is no other controller.
+        foreach (var stale in (await directory.ListAsync()).Where(c => c.Id == _presence.Id && c.Node != me))
+            await directory.UnregisterAsync(stale.Node);
         // Records of controllers that died go with their sessions, within the session timeout: wait that long for
         // them to go before refusing (a SQLite controller restarted at once, on another port, finds its own).
         var deadline = DateTime.UtcNow + sessionTimeout + TimeSpan.FromSeconds(2);
@@ -329,6 +332,17 @@ public sealed class EnsembleNode : IAsyncDisposable
         }
         var shared = new PostgresFormulaStorage(options.Journal, options.FormulaStorageDirectory);
         return (shared, shared.IncomingDirectory);
+    }
+
+    /// <summary>The identity of the controller kept in <paramref name="dataDirectory"/>, made on its first start.</summary>
+    private static string ControllerId(string dataDirectory)
+    {
+        var path = Path.Combine(dataDirectory, "controller-id");
+        if (File.Exists(path) && File.ReadAllText(path).Trim() is { Length: 32 } id) return id;
+        var made = Guid.NewGuid().ToString("N");
+        File.WriteAllText(path + ".tmp", made);
+        File.Move(path + ".tmp", path, overwrite: true);
+        return made;
     }
 
     private static string? NonEmpty(string? text) => string.IsNullOrWhiteSpace(text) ? null : text;

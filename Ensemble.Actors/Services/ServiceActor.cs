@@ -236,15 +236,17 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
 
     /// <summary>
     /// The journal refused a write: the requester learns why, with the journal's location, instead of
-    /// waiting for a reply that never comes; the coordinator then stops (Akka.Persistence's rule) and is
-    /// started again, recovering from what the journal holds, by the next request.
+    /// waiting for a reply that never comes; the coordinator then stops (Akka.Persistence's rule) and the
+    /// service manager starts it again with backoff, recovering from what the journal holds.
     /// </summary>
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
         _log.Error(cause, "{0}: could not journal {1} in {2}", _name, @event.GetType().Name, _context.JournalLocation);
         _awaitingJournal?.Tell(new CommandRejected(_name, RejectionKind.Unavailable,
             $"the coordinator of '{_name}' could not write its journal {_context.JournalLocation} ({Units.DiskFaults.Reason(cause)}); " +
-            "make the environment's data directory writable (and check the disk has room), then try again"));
+            (_context.JournalLocation.StartsWith("PostgreSQL", StringComparison.Ordinal)
+                ? "check that the database runs and this controller reaches it, then try again"
+                : "make the environment's data directory writable (and check the disk has room), then try again")));
         _awaitingJournal = null;
         base.OnPersistFailure(cause, @event, sequenceNr);
     }

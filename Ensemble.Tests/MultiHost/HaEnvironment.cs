@@ -176,6 +176,14 @@ public sealed class HaEnvironment : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _output.WriteLine(Logs());
+        // For a failure to be read at leisure: every node's whole log, kept where ENSEMBLE_TEST_KEEP_LOGS says.
+        if (System.Environment.GetEnvironmentVariable("ENSEMBLE_TEST_KEEP_LOGS") is { Length: > 0 } keep)
+        {
+            var target = Path.Combine(keep, Network.Id);
+            Directory.CreateDirectory(target);
+            foreach (var node in _nodes.Where(n => File.Exists(n.LogPath)))
+                File.Copy(node.LogPath, Path.Combine(target, $"{node.Name}-{node.Pid}.log"), overwrite: true);
+        }
         try { await Network.DisposeAsync(); }
         finally
         {

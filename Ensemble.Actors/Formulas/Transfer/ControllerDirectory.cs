@@ -8,9 +8,11 @@ namespace Ensemble.Formulas.Transfer;
 /// A live controller node as agents and other controllers find it: Node its advertised HOST:PORT, Bundles the actor
 /// path of its bundle server, Address its cluster address (the seed another controller joins), Since when it
 /// started, Journal the kind of its journal ("sqlite" or "postgresql": only controllers sharing a PostgreSQL
-/// journal may run side by side). The last three are null in records written before several controllers existed.
+/// journal may run side by side), Id the controller's identity (kept in its data directory, so a controller restarted on
+/// another port knows its own record from before). The last four are null in records written before several controllers existed.
 /// </summary>
-public sealed record ControllerPresence(string Node, string Bundles, string? Address = null, DateTimeOffset? Since = null, string? Journal = null)
+public sealed record ControllerPresence(string Node, string Bundles, string? Address = null, DateTimeOffset? Since = null, string? Journal = null,
+    string? Id = null)
 {
     public const string SqliteJournal = "sqlite";
     public const string PostgresJournal = "postgresql";
