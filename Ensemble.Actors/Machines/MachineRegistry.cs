@@ -221,7 +221,7 @@ public sealed class MachineRegistry : ReceiveActor, IWithTimers, IWithUnboundedS
         if (!_members.TryGetValue(node, out var member)) return;
         if (member.Status is not (MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up)) return;
         if (MachineLogic.IsAdmitted(node, _self, _machines.Values)) return;
-        if (_controllerMembers.Contains(node) && _addresses.TryGetValue(node, out var address))
+        if (_controllerMembers.Contains(node))
         {
             if (_announcedControllers.Contains(MachineLogic.HostAndPort(node) ?? "")) return;
             if (readIfUnknown)

@@ -44,6 +44,19 @@ public static class CommandSupport
         return await run(client);
     }
 
+    /// <summary>--format table|json|yaml, as status and health take it: tables for people, the documented schemas for programs.</summary>
+    public static Option<string> FormatOption()
+    {
+        var format = new Option<string>("--format")
+        {
+            Description = "table for people; json or yaml (the schema of docs/cli.md) for programs.",
+            DefaultValueFactory = _ => "table",
+            HelpName = "table|json|yaml",
+        };
+        format.AcceptOnlyFromAmong("table", "json", "yaml");
+        return format;
+    }
+
     /// <summary>A whole number option of at least <paramref name="minimum"/>; anything else is a usage error naming the option.</summary>
     public static Option<int?> Count(string name, string description, int minimum, params string[] aliases)
     {

@@ -15,13 +15,7 @@ public static class HealthCommand
 
     public static Command Build()
     {
-        var format = new Option<string>("--format")
-        {
-            Description = "table for people; json or yaml (the schema of docs/cli.md) for programs.",
-            DefaultValueFactory = _ => "table",
-            HelpName = "table|json|yaml",
-        };
-        format.AcceptOnlyFromAmong("table", "json", "yaml");
+        var format = FormatOption();
         var file = new Option<string?>("--file")
         {
             Description = "Read a node's health file (e.g. <data-dir>/health.json) instead of asking the environment; no controller needed.",

@@ -11,13 +11,7 @@ public static class StatusCommand
 {
     public static Command Build()
     {
-        var format = new Option<string>("--format")
-        {
-            Description = "table for people; json or yaml (the schema of docs/cli.md) for programs.",
-            DefaultValueFactory = _ => "table",
-            HelpName = "table|json|yaml",
-        };
-        format.AcceptOnlyFromAmong("table", "json", "yaml");
+        var format = FormatOption();
         var names = new Argument<string[]>("SERVICE|UNIT") { Description = "Show only these services and units.", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("status",
             "Show each service's formula and, per unit, its formula revision, lifecycle state, machine, pending upgrade and error cause; " +
