@@ -61,6 +61,7 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
             // next, and must wait (Busy) until the journal agrees with the store; so must a resumed upgrade.
             OnReconcile();
             if (_state.Upgrade is not null) Self.Tell(new ResumeUpgrade());
+            Context.Parent.Tell(new ServiceManager.CoordinatorRecovered(_name));
         });
         Ready();
     }
@@ -249,6 +250,18 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
                 : "make the environment's data directory writable (and check the disk has room), then try again")));
         _awaitingJournal = null;
         base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    /// <summary>
+    /// The journal could not be read: the service manager answers the requests it held for this coordinator with
+    /// the reason (they would otherwise wait for a timeout) and starts it again with backoff.
+    /// </summary>
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        _log.Error(reason, "{0}: could not recover from {1}", _name, _context.JournalLocation);
+        Context.Parent.Tell(new ServiceManager.CoordinatorRecoveryFailed(_name,
+            $"the coordinator of '{_name}' could not read its journal {_context.JournalLocation} ({Units.DiskFaults.Reason(reason)})"));
+        base.OnRecoveryFailure(reason, message);
     }
 
     /// <summary>Runs work off the actor thread; its outcome comes back as WorkDone (or a rejection reply).</summary>

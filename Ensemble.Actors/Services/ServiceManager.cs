@@ -107,6 +107,12 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
     {
         Receive<CoordinatorStopped>(OnCoordinatorStopped);
         Receive<RestartCoordinator>(m => CoordinatorFor(m.Service));
+        Receive<CoordinatorRecovered>(OnCoordinatorRecovered);
+        Receive<CoordinatorRecoveryFailed>(m =>
+        {
+            _downReason[m.Service] = m.Reason;
+            AnswerHeld(m.Service, m.Reason);
+        });
         Receive<EnvironmentRequests.Ping>(_ => Sender.Tell(new EnvironmentReplies.Pong(_environment)));
         Receive<EnvironmentRequests.GetStatus>(AnswerStatus);
         Receive<EnvironmentRequests.ReadLog>(m => ReadLogAsync(m).PipeTo(Sender));
@@ -128,7 +134,7 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
                     ServiceActor.AnswerPrepareDeploy(_context, prepare, m.ReplyTo);
             }
             else
-                CoordinatorFor(m.Deploy.Service).Tell(m.Deploy, m.ReplyTo);
+                Send(m.Deploy, m.ReplyTo);
         });
         Receive<IServiceCommand>(m =>
         {
@@ -138,10 +144,15 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
                     $"'{m.Service}' is not a valid service name; use lowercase letters, digits and '-', starting with a letter, at most 64 characters"));
                 return;
             }
-            var coordinator = Context.Child(CoordinatorName(m.Service));
-            if (!coordinator.IsNobody())
+            if (!Context.Child(CoordinatorName(m.Service)).IsNobody())
             {
-                coordinator.Forward(m);
+                Send(m, Sender);
+                return;
+            }
+            if (_restarts.ContainsKey(m.Service) && _downReason.TryGetValue(m.Service, out var down))
+            {
+                // Stopped by its journal and waiting to start again: not "not deployed".
+                Sender.Tell(Unavailable(m.Service, down));
                 return;
             }
             if (m is DeployService or PrepareDeploy)
@@ -182,10 +193,51 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
         var name = CoordinatorName(service);
         var child = Context.Child(name);
         if (!child.IsNobody()) return child;
+        _downReason.Remove(service);
         var coordinator = Context.ActorOf(ServiceActor.Props(service, _context), name);
         Context.WatchWith(coordinator, new CoordinatorStopped(service));
+        _held[service] = [];
         return coordinator;
     }
+
+    /// <summary>
+    /// Requests for a coordinator still recovering from its journal, held here until it has: Akka.Persistence would
+    /// hold them too, but drops them when the recovery fails, and the requester would only learn of it by a timeout.
+    /// </summary>
+    private readonly Dictionary<string, List<(IServiceCommand Command, IActorRef ReplyTo)>> _held = new(StringComparer.Ordinal);
+
+    /// <summary>Why a coordinator stopped (its journal failed it), kept until it is started again.</summary>
+    private readonly Dictionary<string, string> _downReason = new(StringComparer.Ordinal);
+
+    private void Send(IServiceCommand command, IActorRef replyTo)
+    {
+        var coordinator = CoordinatorFor(command.Service);
+        if (_held.TryGetValue(command.Service, out var held)) held.Add((command, replyTo));
+        else coordinator.Tell(command, replyTo);
+    }
+
+    /// <summary>A coordinator recovered (sent by it): what waited for it is delivered, in order.</summary>
+    internal sealed record CoordinatorRecovered(string Service);
+
+    /// <summary>A coordinator could not read its journal (sent by it just before it stops).</summary>
+    internal sealed record CoordinatorRecoveryFailed(string Service, string Reason);
+
+    private void OnCoordinatorRecovered(CoordinatorRecovered recovered)
+    {
+        if (!_held.Remove(recovered.Service, out var held)) return;
+        var coordinator = Context.Child(CoordinatorName(recovered.Service));
+        foreach (var (command, replyTo) in held) coordinator.Tell(command, replyTo);
+    }
+
+    private void AnswerHeld(string service, string reason)
+    {
+        if (!_held.TryGetValue(service, out var held)) return;
+        foreach (var (_, replyTo) in held) replyTo.Tell(Unavailable(service, reason));
+        held.Clear();
+    }
+
+    private static CommandRejected Unavailable(string service, string reason) => new(service, RejectionKind.Unavailable,
+        $"{reason}; it is started again by itself, so try again once the journal is back");
 
     /// <summary>A coordinator stopped: its journal refused a write or its recovery (the database is down, say).</summary>
     private sealed record CoordinatorStopped(string Service);
@@ -202,6 +254,10 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
     /// </summary>
     private void OnCoordinatorStopped(CoordinatorStopped stopped)
     {
+        var reason = _downReason.TryGetValue(stopped.Service, out var known) ? known : $"the coordinator of '{stopped.Service}' stopped: its journal {_context.JournalLocation} failed it";
+        _downReason[stopped.Service] = reason;
+        AnswerHeld(stopped.Service, reason);
+        _held.Remove(stopped.Service);
         var previous = _restarts.TryGetValue(stopped.Service, out var last) && DateTime.UtcNow - last.StartedAt < TimeSpan.FromMinutes(1) ? last.Wait : TimeSpan.Zero;
         var wait = Coordination.StoreTrouble.NextWait(previous);
         _restarts[stopped.Service] = (wait, DateTime.UtcNow + wait);
