@@ -3,8 +3,11 @@ using YamlDotNet.RepresentationModel;
 
 namespace Ensemble.Formulas;
 
-/// <summary>What an inspected bundle holds: its formula's identity, as its own metadata.yaml (or revision file) says.</summary>
-public sealed record InspectedBundle(FormulaId Id, int Hooks);
+/// <summary>
+/// What an inspected bundle holds: its formula's identity, as its own metadata.yaml (or revision file) says, its
+/// metadata (relation endpoints) and its configuration options.
+/// </summary>
+public sealed record InspectedBundle(FormulaId Id, int Hooks, FormulaMetadata Metadata, IReadOnlyList<ConfigOption> Config);
 
 /// <summary>
 /// Checks a bundle that came from elsewhere (an upload) without unpacking it: every entry under the rules and caps
@@ -33,11 +36,11 @@ public static class BundleInspector
         var metadata = MetadataReader.FromYaml(metadataRoot, metadataFailed, visitor.Metadata.Missing, directoryName: null,
             () => (!visitor.Revision.Missing, visitor.Revision.Bytes), limits, problems, out _);
         var configRoot = Parse(visitor.Config, FormulaLoader.ConfigFile, limits, problems, out var configFailed);
-        ConfigReader.FromYaml(configRoot, configFailed, limits, problems);
+        var config = ConfigReader.FromYaml(configRoot, configFailed, limits, problems);
         var hooks = FormulaLoader.ReadHooks(visitor.HookEntries, limits, problems);
 
         if (problems.Count > 0 || metadata is null) throw new FormulaValidationException(describedAs, problems);
-        return new InspectedBundle(new FormulaId(metadata.Name, metadata.Revision), hooks.Count);
+        return new InspectedBundle(new FormulaId(metadata.Name, metadata.Revision), hooks.Count, metadata, config);
     }
 
     private static YamlNode? Parse(SmallFile file, string name, FormulaLimits limits, List<FormulaProblem> problems, out bool failed)

@@ -529,9 +529,11 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
     /// <exception cref="RequestRefused">The bundle is not stored, or holds another formula, or an invalid one.</exception>
     private async Task<FormulaRef> RecordBundleAsync(FormulaRef formula)
     {
-        if (await Formulas.Transfer.StoredBundles.ConfirmAsync(_context.Storage, formula, Limits) is { } refusal)
-            throw new RequestRefused(refusal.Kind, refusal.Reason);
-        await _context.Topology.PutFormulaAsync(new FormulaRecord(formula.Id.ToString(), formula.Sha256, formula.Sha256));
+        var (inspected, refusal) = await Formulas.Transfer.StoredBundles.ConfirmAsync(_context.Storage, formula, Limits);
+        if (refusal is { } refused) throw new RequestRefused(refused.Kind, refused.Reason);
+        var metadata = inspected!.Metadata;
+        await _context.Topology.PutFormulaAsync(new FormulaRecord(formula.Id.ToString(), formula.Sha256, formula.Sha256,
+            metadata.Provides, metadata.Requires, metadata.Peers, inspected.Config));
         return formula;
     }
 

@@ -22,8 +22,19 @@ public sealed record UnitRecord(string Name, string Formula, Units.UnitPhase Sta
 /// <summary>Present while a unit is asked to move to another formula revision.</summary>
 public sealed record UpgradeFlag(string Formula, string Sha256);
 
-/// <summary>A formula revision known to the environment and where its bundle is stored.</summary>
-public sealed record FormulaRecord(string Id, string Sha256, string StorageKey);
+/// <summary>
+/// A formula revision known to the environment and where its bundle is stored, with what the controller needs of its
+/// metadata without unpacking it: the relation endpoints (name → interface) and the configuration options.
+/// Records written before relations existed have them null.
+/// </summary>
+public sealed record FormulaRecord(
+    string Id,
+    string Sha256,
+    string StorageKey,
+    IReadOnlyDictionary<string, string>? Provides = null,
+    IReadOnlyDictionary<string, string>? Requires = null,
+    IReadOnlyDictionary<string, string>? Peers = null,
+    IReadOnlyList<Formulas.ConfigOption>? Options = null);
 
 /// <summary>A live agent: the machine it serves and the actor path that takes its unit commands.</summary>
 public sealed record AgentPresence(string Machine, string Address);

@@ -293,24 +293,26 @@ public static class StoredBundles
     /// names a bundle by its sha256, and the name and revision it claims must be what the bundle's metadata says.
     /// Null when it does; otherwise the refusal (not stored: NotFound; another formula: InvalidFormula).
     /// </summary>
-    public static async Task<(RejectionKind Kind, string Reason)?> ConfirmAsync(IFormulaStorage storage, FormulaRef formula, FormulaLimits limits)
+    /// <summary>The stored bundle, inspected (Refusal null), or why it cannot be used (Inspected null).</summary>
+    public static async Task<(InspectedBundle? Inspected, (RejectionKind Kind, string Reason)? Refusal)> ConfirmAsync(
+        IFormulaStorage storage, FormulaRef formula, FormulaLimits limits)
     {
         if (!BundleFiles.IsSha256(formula.Sha256) || !storage.Contains(formula.Sha256))
-            return (RejectionKind.NotFound, $"the bundle of {formula} is not in the controller's formula storage; upload it first (deploy and upgrade-formula do)");
+            return (null, (RejectionKind.NotFound, $"the bundle of {formula} is not in the controller's formula storage; upload it first (deploy and upgrade-formula do)"));
         try
         {
             await using var stream = await storage.OpenAsync(formula.Sha256);
             var inspected = await Task.Run(() => BundleInspector.Inspect(stream, $"the stored bundle of {formula.Id}", limits));
-            return inspected.Id == formula.Id ? null
-                : (RejectionKind.InvalidFormula, $"the stored bundle {formula.Sha256} holds {inspected.Id}, not {formula.Id}; name the formula it holds");
+            return inspected.Id == formula.Id ? (inspected, null)
+                : (null, (RejectionKind.InvalidFormula, $"the stored bundle {formula.Sha256} holds {inspected.Id}, not {formula.Id}; name the formula it holds"));
         }
         catch (FormulaValidationException e)
         {
-            return (RejectionKind.InvalidFormula, e.Message);
+            return (null, (RejectionKind.InvalidFormula, e.Message));
         }
         catch (BundleRejectedException e)
         {
-            return (RejectionKind.InvalidFormula, $"the stored bundle of {formula.Id} was refused: {e.Message}");
+            return (null, (RejectionKind.InvalidFormula, $"the stored bundle of {formula.Id} was refused: {e.Message}"));
         }
     }
 }
