@@ -12,7 +12,9 @@ public sealed record HookContext(
     int Revision,
     string LogPath,
     int? PreviousRevision = null,
-    string? ProcessFile = null);
+    string? ProcessFile = null,
+    IReadOnlyDictionary<string, string>? Environment = null,
+    string? ToolsDirectory = null);
 
 /// <summary>What became of one hook run. A hook the formula does not have is skipped, which counts as success.</summary>
 public sealed record HookResult(string Hook, bool Ran, int ExitCode, bool TimedOut)
@@ -98,6 +100,10 @@ public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.Ma
         env["ENSEMBLE_HOOK_NAME"] = hook;
         if (context.PreviousRevision is { } previous)
             env["ENSEMBLE_PREVIOUS_REVISION"] = previous.ToString(CultureInfo.InvariantCulture);
+        if (context.Environment is { } extra)
+            foreach (var (name, value) in extra) env[name] = value;
+        if (context.ToolsDirectory is { } tools)
+            env["PATH"] = env.TryGetValue("PATH", out var search) && !string.IsNullOrEmpty(search) ? $"{tools}:{search}" : tools;
 
         using var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -40,7 +40,7 @@ public sealed class EnsembleSerializer(ExtendedActorSystem system) : SerializerW
             {
                 typeof(ServiceRequests), typeof(ServiceReplies), typeof(EnvironmentRequests), typeof(EnvironmentReplies), typeof(Units.UnitRequests), typeof(Units.UnitReplies),
                 typeof(Machines.MachineRequests), typeof(Machines.MachineReplies), typeof(Formulas.Transfer.BundleRequests), typeof(Formulas.Transfer.BundleReplies),
-                typeof(Health.HealthRequests), typeof(Health.HealthReplies),
+                typeof(Health.HealthRequests), typeof(Health.HealthReplies), typeof(Relations.RelationRequests), typeof(Relations.RelationReplies),
             }
             .SelectMany(protocol => protocol.GetNestedTypes()
                 .Where(t => t.IsClass && !t.IsAbstract && typeof(IWireMessage).IsAssignableFrom(t))

@@ -31,7 +31,14 @@ public static class EnvironmentReplies
     /// machine (only those hosting the units asked for, when only some were), by name.
     /// </summary>
     public sealed record Status(IReadOnlyDictionary<string, ServiceStatus> Services, IReadOnlyList<UnreadableRecord>? Unreadable = null,
-        IReadOnlyDictionary<string, MachineStatus>? Machines = null, IReadOnlyList<ControllerStatus>? Controllers = null) : IWireMessage;
+        IReadOnlyDictionary<string, MachineStatus>? Machines = null, IReadOnlyList<ControllerStatus>? Controllers = null,
+        IReadOnlyList<RelationStatus>? Relations = null) : IWireMessage;
+
+    /// <summary>
+    /// A relation: its id, interface, endpoints (<c>service:relation</c>; one for a peers relation), whether it is being
+    /// removed, and the units in it.
+    /// </summary>
+    public sealed record RelationStatus(int Id, string Interface, IReadOnlyList<string> Endpoints, bool Dying, IReadOnlyList<string> Units);
 
     /// <summary>
     /// A running controller: its advertised HOST:PORT, since when it runs (UTC), whether it is the active one (it

@@ -348,6 +348,7 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
             var machines = await MachinesForAsync(m.To);
             var formulaRef = await RecordBundleAsync(m.Formula);
             await _context.Topology.CreateServiceAsync(new ServiceRecord(_name, formulaRef.Id.ToString(), formulaRef.Sha256, m.Repository));
+            await CreatePeerRelationsAsync(formulaRef);
             var events = new List<IServiceEvent> { new ServiceEvents.ServiceCreated(formulaRef, m.Repository) };
             var placed = await PlaceUnitsAsync(state with { Formula = formulaRef }, m.Units, machines, events);
             return new WorkDone(events, new ServiceReplies.ServiceDeployed(_name, formulaRef.Id, placed), replyTo);
@@ -428,6 +429,10 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
         if (Refused(m)) return;
         RunAsync(async (state, replyTo) =>
         {
+            // Its relations end first: every unit in them, on both sides, runs -departed and -broken.
+            var relations = new Relations.RelationStore(_context.Topology);
+            foreach (var relation in (await relations.ListAsync()).Where(r => r.Involves(_name) && !r.Dying))
+                await relations.MarkDyingAsync(relation);
             var waiting = new List<string>();
             foreach (var (unit, machine) in state.Units)
                 if (!await RemoveUnitAsync(unit, machine)) waiting.Add(unit);
@@ -435,6 +440,17 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
             else await _context.Topology.MarkServiceDyingAsync(_name);
             return new WorkDone([new ServiceRemoved()], new ServiceReplies.ServiceDestroyed(_name, waiting.Count == 0 ? null : waiting), replyTo);
         });
+    }
+
+    /// <summary>A new service's peers relations, one per peers endpoint of its formula (made once: a redone deploy finds them).</summary>
+    private async Task CreatePeerRelationsAsync(FormulaRef formula)
+    {
+        var endpoints = Relations.RelationManager.ForFormula(_name, await _context.Topology.GetFormulaAsync(formula.Id.ToString()));
+        var relations = new Relations.RelationStore(_context.Topology);
+        var existing = await relations.ListAsync();
+        foreach (var (@interface, endpoint) in Relations.RelationMatching.Peers(endpoints))
+            if (!existing.Any(r => !r.Dying && r.Endpoints.Count == 1 && r.Endpoints[0] == endpoint))
+                await relations.CreateAsync(@interface, [endpoint]);
     }
 
     /// <summary>Why a destroyed service's name cannot be deployed again yet.</summary>

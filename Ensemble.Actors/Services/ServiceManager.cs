@@ -107,6 +107,8 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
     {
         Receive<CoordinatorStopped>(OnCoordinatorStopped);
         Receive<RestartCoordinator>(m => CoordinatorFor(m.Service));
+        Receive<Relations.RelationRequests.AddRelation>(m => RelationManager.Forward(m));
+        Receive<Relations.RelationRequests.RemoveRelation>(m => RelationManager.Forward(m));
         Receive<CoordinatorRecovered>(OnCoordinatorRecovered);
         Receive<CoordinatorRecoveryFailed>(m =>
         {
@@ -174,7 +176,13 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
     public static Props Props(ControllerContext context, string environment = "local") =>
         Akka.Actor.Props.Create(typeof(ServiceManager), context, environment);
 
-    protected override void PreStart() => ListServicesAsync();
+    protected override void PreStart()
+    {
+        Context.ActorOf(Relations.RelationManager.Props(_context.Topology), "relations");
+        ListServicesAsync();
+    }
+
+    private IActorRef RelationManager => Context.Child("relations");
 
     private void ListServicesAsync() =>
         _context.Topology.ListServicesAsync().PipeTo(Self, success: services => new StartCoordinators(services));
@@ -359,7 +367,22 @@ public sealed class ServiceManager : ReceiveActor, IWithUnboundedStash, IWithTim
             var running = unknown is null ? upgrade?.Running ?? false : units.Values.Any(u => u.Upgrading);
             services[name] = new EnvironmentReplies.ServiceStatus(service.Formula, units, running, unknown, service.Dying);
         }
-        return new EnvironmentReplies.Status(services, unreadable, await MachinesAsync(services, only is not null), await ControllersAsync());
+        return new EnvironmentReplies.Status(services, unreadable, await MachinesAsync(services, only is not null), await ControllersAsync(),
+            await RelationsAsync(only is null ? null : services.Keys.ToHashSet()));
+    }
+
+    /// <summary>Every relation (those of the services asked for, when only some were), by id, with its units.</summary>
+    private async Task<IReadOnlyList<EnvironmentReplies.RelationStatus>> RelationsAsync(IReadOnlySet<string>? only)
+    {
+        var store = new Relations.RelationStore(_context.Topology);
+        var relations = new List<EnvironmentReplies.RelationStatus>();
+        foreach (var relation in await store.ListAsync())
+        {
+            if (only is not null && !relation.Endpoints.Any(e => only.Contains(e.Service))) continue;
+            var units = (await store.ListMembersAsync(relation.Id)).Select(m => m.Unit).Order(Relations.UnitOrder.Instance).ToList();
+            relations.Add(new EnvironmentReplies.RelationStatus(relation.Id, relation.Interface, relation.Endpoints.Select(e => e.ToString()).ToList(), relation.Dying, units));
+        }
+        return relations;
     }
 
     /// <summary>When this coordinator manager (and so this controller's turn as the active one) began.</summary>

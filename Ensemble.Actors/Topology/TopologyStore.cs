@@ -22,6 +22,7 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
     public string AgentsPath => $"{root}/agents";
     public string FormulasPath => $"{root}/formulas";
     public string MachinesPath => $"{root}/machines";
+    public string RelationsPath => $"{root}/relations";
     public string ServicePath(string service) => $"{ServicesPath}/{service}";
     public string UnitsPath(string service) => $"{ServicePath(service)}/units";
     public string UnitPath(string unit) => $"{UnitsPath(UnitNames.ServiceOf(unit))}/{UnitNames.NumberOf(unit)}";
@@ -43,6 +44,7 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
         await CreateIfMissingAsync(AgentsPath);
         await CreateIfMissingAsync(FormulasPath);
         await CreateIfMissingAsync(MachinesPath);
+        await CreateIfMissingAsync(RelationsPath);
     }
 
     // ---- services ----
@@ -343,7 +345,7 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
     /// record (not JSON, or JSON without a field every record has) is an <see cref="UnreadableRecordException"/>
     /// naming the path, never a bare JsonException, so readers can skip it and say what they skipped.
     /// </summary>
-    private async Task<T?> ReadAsync<T>(string path) where T : class
+    internal async Task<T?> ReadAsync<T>(string path) where T : class
     {
         byte[] data;
         try
@@ -389,5 +391,5 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
             .ToArray();
     }
 
-    private static byte[] Encode<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, Json);
+    internal static byte[] Encode<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, Json);
 }

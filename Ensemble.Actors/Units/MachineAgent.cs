@@ -33,7 +33,15 @@ public sealed class MachineAgent : ReceiveActor, IWithTimers
             _log.Warning("machine {0}: new store session; announcing this agent again", _context.Machine);
             _announceBackoff = TimeSpan.Zero;
             Announce();
+            Context.Child(RelationWatcherName).Tell(Relations.RelationWatcher.ReadAgain.Instance);
         });
+        // The relations as the store has them now: every unit agent works out what its own units must be told.
+        Receive<Relations.RelationsSnapshot>(m =>
+        {
+            _relations = m;
+            foreach (var unitAgent in _units.Keys) unitAgent.Tell(m);
+        });
+        Receive<Relations.RelationsSnapshot.Request>(_ => Sender.Tell(_relations));
         Receive<RemoveUnit>(m =>
         {
             _removing.Add(m.Unit);
@@ -107,7 +115,15 @@ public sealed class MachineAgent : ReceiveActor, IWithTimers
         }
     }
 
-    protected override void PreStart() => Announce();
+    private Relations.RelationsSnapshot _relations = Relations.RelationsSnapshot.Empty;
+
+    private const string RelationWatcherName = "relations";
+
+    protected override void PreStart()
+    {
+        Context.ActorOf(Relations.RelationWatcher.Props(new Relations.RelationStore(_context.Topology)), RelationWatcherName);
+        Announce();
+    }
 
     protected override void PostStop()
     {

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Ensemble.Formulas;
 using Ensemble.Hooks;
+using Ensemble.Relations;
 using Ensemble.Topology;
 using Ensemble.Units.Steps;
 using static Ensemble.Units.UnitRequests;
@@ -54,13 +55,28 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         Receive<Drain>(_ =>
         {
             _drainedReplyTo = Sender;
-            if (!_stepRunning) Sender.Tell(new Drained());
+            if (!_stepRunning && !_relationBusy) Sender.Tell(new Drained());
+        });
+        Receive<RelationsSnapshot>(m =>
+        {
+            _relations = m;
+            RunRelations();
+        });
+        Receive<OwnMembersLoaded>(OnOwnMembersLoaded);
+        Receive<RelationDone>(OnRelationDone);
+        Receive<RetryRelations>(m =>
+        {
+            if (m.Incarnation == _incarnation) RunRelations();
         });
     }
 
     public static Props Props(string unit, AgentContext context) => Akka.Actor.Props.Create(typeof(UnitAgent), unit, context);
 
-    protected override void PreStart() => BeginStep();
+    protected override void PreStart()
+    {
+        BeginStep();
+        Context.Parent.Tell(RelationsSnapshot.Request.Instance);
+    }
 
     protected override void PostStop()
     {
@@ -98,6 +114,11 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
 
     private void OnResolve(ResolveUnitError m)
     {
+        if (_relationError is not null && !_state.IsError)
+        {
+            ResolveRelationError(m.Retry);
+            return;
+        }
         var decision = UnitLifecycle.Decide(_state, new UnitTrigger.Resolve(m.Retry));
         if (decision is UnitDecision.Rejected r)
         {
@@ -116,11 +137,18 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         var running = _state.Phase == UnitPhase.Running && formula is not null;
         var paths = _paths;
         var step = _step;
+        var unit = _unit;
+        var hooks = _context.Hooks;
+        var relations = RelationStore;
+        var log = _log;
         RemoveAsync().PipeTo(replyTo, success: () => new UnitRemoved(_unit));
         Context.Stop(Self);
 
+
         async Task RemoveAsync()
         {
+            // Out of its relations first: -departed for each remote unit it knew, then -broken; the remote units see it go.
+            await LeaveRelationsAsync(unit, relations, running ? (hook, environment) => hooks.RunAsync(hook, step.HookContextFor(formula!) with { Environment = environment }, CancellationToken.None) : null, log);
             if (running)
                 await _context.Hooks.RunAsync("stop", step.HookContextFor(formula!), CancellationToken.None);
             if (Directory.Exists(paths.Root)) Directory.Delete(paths.Root, recursive: true);
@@ -208,6 +236,12 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         if (step == UnitStep.None) return;
         // Shutting down: the step is persisted as current and will run when the agent starts again.
         if (_drainedReplyTo is not null) return;
+        // Hooks of one unit never overlap: the step waits for the relation hook running now.
+        if (_relationBusy)
+        {
+            _stepDeferred = true;
+            return;
+        }
 
         var sequence = ++_stepSequence;
         var state = _state;
@@ -252,6 +286,187 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         Offer(m.Failure is null ? UnitTrigger.Succeeded : new UnitTrigger.StepFailed(m.Failure));
         if (m.Step == UnitStep.Record && m.Failure is null) CompleteWaiters();
         if (_drainedReplyTo is not null && !_stepRunning) _drainedReplyTo.Tell(new Drained());
+        RunRelations();
+    }
+
+    // ---- relations ----
+
+    /// <summary>A removed unit leaves every relation it is in; a failing hook is logged and the removal goes on.</summary>
+    private static async Task LeaveRelationsAsync(string unit, RelationStore store, Func<string, IReadOnlyDictionary<string, string>, Task<HookResult>>? runHook, ILoggingAdapter log)
+    {
+        var service = UnitNames.ServiceOf(unit);
+        foreach (var relation in (await store.ListAsync()).Where(r => r.Involves(service)))
+        {
+            if (await store.GetMemberAsync(relation.Id, unit) is not { } me) continue;
+            var name = relation.EndpointOf(service)!.Name;
+            if (runHook is not null)
+            {
+                var environment = new Dictionary<string, string> { ["ENSEMBLE_RELATION"] = name, ["ENSEMBLE_RELATION_ID"] = relation.IdFor(service) };
+                foreach (var remote in me.Seen.Keys.Order(UnitOrder.Instance))
+                {
+                    var result = await runHook($"{name}-relation-departed", new Dictionary<string, string>(environment) { ["ENSEMBLE_REMOTE_UNIT"] = remote });
+                    if (!result.Succeeded) log.Warning("{0}: while removed: {1}", unit, result.Describe());
+                }
+                var broken = await runHook($"{name}-relation-broken", environment);
+                if (!broken.Succeeded) log.Warning("{0}: while removed: {1}", unit, broken.Describe());
+            }
+            await store.LeaveAsync(relation.Id, unit);
+        }
+    }
+
+    private RelationsSnapshot _relations = RelationsSnapshot.Empty;
+
+    /// <summary>This unit's member per relation as it last wrote it (null: not in it). The snapshot's copy may lag behind.</summary>
+    private readonly Dictionary<int, RelationMember?> _own = new();
+
+    private bool _relationBusy;
+    private bool _stepDeferred;
+    private RelationFailure? _relationError;
+    private TimeSpan _relationBackoff = TimeSpan.Zero;
+
+    /// <summary>A relation hook that failed: the unit's relations wait until it is resolved.</summary>
+    private sealed record RelationFailure(RelationAction.Hook Hook, string Cause);
+
+    private sealed record OwnMembersLoaded(IReadOnlyDictionary<int, RelationMember?> Members);
+
+    private sealed record RelationDone(RelationAction? Action, RelationMember? After, string? Failure, Exception? Crash, bool Resolved = false);
+
+    private sealed record RetryRelations(Guid Incarnation);
+
+    private RelationStore RelationStore => new(_context.Topology);
+
+    /// <summary>
+    /// Runs what the unit's relations have to be told next, one hook at a time and never beside a lifecycle step.
+    /// Relations run only while the unit is running with no operation: during an upgrade (or install, or an error)
+    /// they are stopped, and whatever changed meanwhile is delivered, collapsed, once they run again.
+    /// </summary>
+    private void RunRelations()
+    {
+        if (_relationBusy || _stepRunning || _relationError is not null || _drainedReplyTo is not null) return;
+        if (_state.Phase != UnitPhase.Running || _state.Operation != UnitOperation.None) return;
+        var service = UnitNames.ServiceOf(_unit);
+        var unknown = _relations.Relations.Values.Where(v => v.Record.Involves(service) && !_own.ContainsKey(v.Record.Id)).Select(v => v.Record.Id).ToList();
+        _relationBusy = true;
+        if (unknown.Count > 0)
+        {
+            // What this unit wrote before (another incarnation of this agent) is read from the store, never from a
+            // snapshot that may predate its last write: a hook is not run twice for one change.
+            LoadOwnMembersAsync(unknown).PipeTo(Self, success: d => new OwnMembersLoaded(d), failure: ex => new RelationDone(null, null, null, ex));
+            return;
+        }
+        var action = RelationSchedule.Next(_unit, _relations, id => _own.GetValueOrDefault(id));
+        if (action is null)
+        {
+            _relationBusy = false;
+            return;
+        }
+        var token = _stepCancellation.Token;
+        switch (action)
+        {
+            case RelationAction.Enter enter:
+                var entering = RelationMember.Entering(_unit);
+                RelationStore.EnterAsync(enter.RelationId, _unit).PipeTo(Self,
+                    success: () => new RelationDone(enter, entering, null, null),
+                    failure: ex => new RelationDone(enter, null, null, ex));
+                break;
+            case RelationAction.Hook hook:
+                RunRelationHookAsync(hook, _own[hook.RelationId]!, token).PipeTo(Self, failure: ex => new RelationDone(hook, null, null, ex));
+                break;
+        }
+    }
+
+    private async Task<IReadOnlyDictionary<int, RelationMember?>> LoadOwnMembersAsync(IReadOnlyList<int> relations)
+    {
+        var store = RelationStore;
+        var members = new Dictionary<int, RelationMember?>();
+        foreach (var id in relations) members[id] = await store.GetMemberAsync(id, _unit);
+        return members;
+    }
+
+    private void OnOwnMembersLoaded(OwnMembersLoaded m)
+    {
+        foreach (var (id, member) in m.Members) _own.TryAdd(id, member);
+        _relationBusy = false;
+        RunRelations();
+    }
+
+    /// <summary>Runs one relation hook; on exit 0 commits its settings and what the unit was told in one store write.</summary>
+    private async Task<RelationDone> RunRelationHookAsync(RelationAction.Hook hook, RelationMember me, CancellationToken token)
+    {
+        var relation = _relations.Relations[hook.RelationId].Record;
+        var service = UnitNames.ServiceOf(_unit);
+        var formula = _state.Current!;
+        var environment = new Dictionary<string, string>
+        {
+            ["ENSEMBLE_RELATION"] = hook.Name,
+            ["ENSEMBLE_RELATION_ID"] = relation.IdFor(service),
+        };
+        if (hook.Remote is not null) environment["ENSEMBLE_REMOTE_UNIT"] = hook.Remote;
+        var result = await _context.Hooks.RunAsync(hook.HookName, _step.HookContextFor(formula) with { Environment = environment }, token);
+        if (!result.Succeeded)
+            return new RelationDone(hook, null, $"{result.Describe()} (relation {relation.IdFor(service)}{(hook.Remote is null ? "" : $", remote unit {hook.Remote}")})", null);
+        return await CommitAsync(hook, me, writes: null);
+    }
+
+    private async Task<RelationDone> CommitAsync(RelationAction.Hook hook, RelationMember me, IReadOnlyDictionary<string, string?>? writes, bool resolved = false)
+    {
+        var after = RelationSchedule.AfterHook(me, hook, writes);
+        if (after is null) await RelationStore.LeaveAsync(hook.RelationId, _unit);
+        else await RelationStore.CommitAsync(hook.RelationId, after);
+        return new RelationDone(hook, after, null, null, resolved);
+    }
+
+    private void OnRelationDone(RelationDone m)
+    {
+        _relationBusy = false;
+        if (m.Crash is not null)
+        {
+            if (m.Crash.GetBaseException() is OperationCanceledException) return;
+            // The store out of reach: nothing was committed; the same hook comes again after a wait.
+            _relationBackoff = Coordination.StoreTrouble.NextWait(_relationBackoff);
+            _log.Warning("{0}: relations wait for the store ({1}); trying again in {2:0.##} s", _unit, m.Crash.GetBaseException().Message, _relationBackoff.TotalSeconds);
+            Timers.StartSingleTimer("retry-relations", new RetryRelations(_incarnation), _relationBackoff);
+        }
+        else if (m.Failure is not null && m.Action is RelationAction.Hook failed)
+        {
+            _relationError = new RelationFailure(failed, m.Failure);
+            _log.Error("{0}: {1}", _unit, m.Failure);
+            Publish(_state.Phase, $"{m.Failure}; fix it, then run 'ensemble resolved --retry {_unit}'");
+        }
+        else if (m.Action is not null)
+        {
+            _relationBackoff = TimeSpan.Zero;
+            _own[m.Action.RelationId] = m.After;
+            if (m.Resolved) Publish(_state.Phase, null);
+        }
+        if (_drainedReplyTo is not null) _drainedReplyTo.Tell(new Drained());
+        if (_stepDeferred)
+        {
+            _stepDeferred = false;
+            BeginStep();
+            return;
+        }
+        RunRelations();
+    }
+
+    /// <summary>
+    /// resolved --retry runs the failed relation hook again; resolved alone counts it as done (what it was told moves
+    /// on, its settings writes are dropped) and the relations go on.
+    /// </summary>
+    private void ResolveRelationError(bool retry)
+    {
+        var failure = _relationError!;
+        _relationError = null;
+        Sender.Tell(new UnitResolved(_unit, _state.Phase));
+        if (retry)
+        {
+            Publish(_state.Phase, null);
+            RunRelations();
+            return;
+        }
+        if (_relationBusy || _own.GetValueOrDefault(failure.Hook.RelationId) is not { } me) return;
+        _relationBusy = true;
+        CommitAsync(failure.Hook, me, writes: null, resolved: true).PipeTo(Self, failure: ex => new RelationDone(failure.Hook, null, null, ex));
     }
 
     private void CompleteWaiters()

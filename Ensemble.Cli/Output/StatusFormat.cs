@@ -69,10 +69,20 @@ public static class StatusFormat
                 ["active-since"] = Since(controller.ActiveSince),
                 ["journal"] = controller.Journal,
             });
+        var relations = new JsonArray();
+        foreach (var relation in status.Relations ?? [])
+            relations.Add(new JsonObject
+            {
+                ["id"] = relation.Id,
+                ["interface"] = relation.Interface,
+                ["endpoints"] = new JsonArray(relation.Endpoints.Select(e => (JsonNode?)e).ToArray()),
+                ["dying"] = relation.Dying,
+                ["units"] = new JsonArray(relation.Units.Select(u => (JsonNode?)u).ToArray()),
+            });
         var unreadable = new JsonArray();
         foreach (var record in status.Unreadable ?? [])
             unreadable.Add(new JsonObject { ["path"] = record.Path, ["reason"] = record.Reason });
-        return new JsonObject { ["services"] = services, ["machines"] = machines, ["controllers"] = controllers, ["unreadable"] = unreadable };
+        return new JsonObject { ["services"] = services, ["machines"] = machines, ["controllers"] = controllers, ["relations"] = relations, ["unreadable"] = unreadable };
     }
 
     /// <summary>When an agent entered its state, in UTC to the second (ISO 8601), or null when unknown.</summary>
@@ -126,6 +136,15 @@ public static class StatusFormat
             foreach (var (name, machine) in machines)
                 table.AddRow(Cell(name), Cell(machine.Address ?? ""), Cell(AgentStates.Name(machine.State)),
                     Cell(Since(machine.Since)?.Replace('T', ' ') ?? ""), Cell(Units(machine.Units)));
+            console.WriteLine();
+            console.Write(table);
+        }
+        if (status.Relations is { Count: > 0 } relations)
+        {
+            var table = Terminal.Table("RELATION", "INTERFACE", "ENDPOINTS", "UNITS");
+            foreach (var relation in relations)
+                table.AddRow(Cell(relation.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) + (relation.Dying ? " (dying)" : "")), Cell(relation.Interface),
+                    Cell(string.Join(" ", relation.Endpoints)), Cell(Units(relation.Units)));
             console.WriteLine();
             console.Write(table);
         }
