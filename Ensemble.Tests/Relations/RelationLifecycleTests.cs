@@ -193,4 +193,18 @@ public sealed class RelationLifecycleTests(ITestOutputHelper output) : Environme
             Deadline, "web/0 to record that it was told of db/0's settings");
         Assert.Equal(1, Ended(web[0], "database-relation-changed"));
     }
+
+    [Fact]
+    public async Task The_units_of_a_service_with_peers_are_related_to_each_other_without_being_asked()
+    {
+        RelationFormulas.Write(Repository, "cluster", 1, ("peers", "ring", "ring-peers"));
+        var units = await DeployAsync("cluster", 3);
+        var relation = Assert.Single(await new RelationStore(Env.Topology).ListAsync());
+        Assert.Equal("ring:" + relation.Id, relation.IdFor("cluster"));
+        await WaitForTraceAsync(_ => units.All(u => units.Where(o => o != u).All(o => Ended(u, "ring-relation-changed", o) == 1)), "every unit to know the other two");
+        Assert.Equal(6, RelationFormulas.Trace(Repository).Count(l => l.Contains("ring-relation-joined", StringComparison.Ordinal) && l.EndsWith(" end", StringComparison.Ordinal)));
+
+        Assert.IsType<ServiceDestroyed>(await Env.AskAsync<object>(new DestroyService("cluster"), TimeSpan.FromMinutes(2)));
+        await LocalEnvironment.WaitUntilAsync(async () => (await new RelationStore(Env.Topology).ListAsync()).Count == 0, Deadline, "the peers relation to go with its service");
+    }
 }
