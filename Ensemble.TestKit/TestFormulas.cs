@@ -11,7 +11,8 @@ public static class TestFormulas
     /// steers one unit's hooks and mends them by deleting the file.
     /// </summary>
     /// The control directory works the same for every unit (fail-&lt;hook&gt;), and a hold-&lt;hook&gt; file there
-    /// makes the hook wait until the test deletes it; shared.log there collects every unit's trace.
+    /// makes the hook wait until the test deletes it; a &lt;hook&gt;.sh there is run by the hook (to call hook tools);
+    /// shared.log there collects every unit's trace.
     public static string HookScript(string hook, int revision, string control, string marker = "") => $$"""
         #!/bin/sh
         log="$ENSEMBLE_UNIT_DATA_DIR/hooks.log"
@@ -21,6 +22,7 @@ public static class TestFormulas
         echo "running {{hook}} of $ENSEMBLE_UNIT_NAME at revision $ENSEMBLE_FORMULA_REVISION previous $ENSEMBLE_PREVIOUS_REVISION"
         while [ -f "$ctl/hold-{{hook}}" ]; do sleep 0.05; done
         if [ -f "$ENSEMBLE_UNIT_DATA_DIR/fail-{{hook}}" ] || [ -f "$ctl/fail-{{hook}}" ]; then echo "{{hook}} failing on purpose" >&2; exit 3; fi
+        if [ -f "$ctl/{{hook}}.sh" ]; then . "$ctl/{{hook}}.sh" || exit 4; fi
         echo "{{hook}} {{revision}} end" >> "$log"
         echo "$ENSEMBLE_UNIT_NAME {{hook}} {{revision}} end" >> "$ctl/shared.log"
 
