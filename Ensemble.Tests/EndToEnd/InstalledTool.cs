@@ -20,6 +20,10 @@ public static class InstalledTool
     /// <summary>The directory the tool was installed into (what a user would put on PATH).</summary>
     public static string ToolPath => Path.GetDirectoryName(Command)!;
 
+    /// <summary>The checkout the tests were built from (they run from &lt;repo&gt;/Ensemble.Tests/bin/&lt;Configuration&gt;/net10.0/).</summary>
+    public static string RepositoryRoot =>
+        new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Parent!.Parent!.Parent!.FullName;
+
     private const string Prefix = "ensemble-tool-";
 
     private static string Install()
