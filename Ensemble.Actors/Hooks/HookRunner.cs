@@ -3,7 +3,11 @@ using System.Globalization;
 
 namespace Ensemble.Hooks;
 
-/// <summary>Everything a hook is told about the unit it runs for.</summary>
+/// <summary>
+/// Everything a hook is told about the unit it runs for. <paramref name="Environment"/> is set on the hook
+/// process after the inherited ENSEMBLE_* variables are dropped (the unit agent passes the hook tools' socket
+/// and token, and a relation hook's relation, through it); <paramref name="ToolsDirectory"/> goes first on its PATH.
+/// </summary>
 public sealed record HookContext(
     string UnitName,
     string ServiceName,
@@ -12,7 +16,9 @@ public sealed record HookContext(
     int Revision,
     string LogPath,
     int? PreviousRevision = null,
-    string? ProcessFile = null);
+    string? ProcessFile = null,
+    IReadOnlyDictionary<string, string>? Environment = null,
+    string? ToolsDirectory = null);
 
 /// <summary>What became of one hook run. A hook the formula does not have is skipped, which counts as success.</summary>
 public sealed record HookResult(string Hook, bool Ran, int ExitCode, bool TimedOut)
@@ -98,6 +104,11 @@ public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.Ma
         env["ENSEMBLE_HOOK_NAME"] = hook;
         if (context.PreviousRevision is { } previous)
             env["ENSEMBLE_PREVIOUS_REVISION"] = previous.ToString(CultureInfo.InvariantCulture);
+        if (context.Environment is { } extra)
+            foreach (var (name, value) in extra) env[name] = value;
+        if (context.ToolsDirectory is { } tools)
+            // Without a PATH of its own a shell searches a default one; the hook must keep finding its commands.
+            env["PATH"] = $"{tools}{Path.PathSeparator}{(env.TryGetValue("PATH", out var inheritedPath) && !string.IsNullOrEmpty(inheritedPath) ? inheritedPath : "/usr/local/bin:/usr/bin:/bin")}";
 
         using var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
