@@ -213,14 +213,19 @@ public sealed class HookToolProcessTests : IAsyncLifetime
         var session = Session(new RelationHookScope(3, "db", "mysql/0"), "db-relation-changed");
         var token = server.Register(session);
 
-        var timer = Stopwatch.StartNew();
-        var ok = await RunToolAsync("relation-get", new Dictionary<string, string?> { [HookTools.SocketVariable] = server.SocketPath, [HookTools.TokenVariable] = token }, "host");
-        timer.Stop();
-        Assert.Equal((0, "10.0.0.9\n", ""), ok);
+        var asProcess = new List<double>();
+        for (var call = 0; call < 3; call++)
+        {
+            var timer = Stopwatch.StartNew();
+            var ok = await RunToolAsync("relation-get", new Dictionary<string, string?> { [HookTools.SocketVariable] = server.SocketPath, [HookTools.TokenVariable] = token }, "host");
+            asProcess.Add(timer.Elapsed.TotalMilliseconds);
+            Assert.Equal((0, "10.0.0.9\n", ""), ok);
+        }
         var inProcess = Stopwatch.StartNew();
         HookToolWire.Call(server.SocketPath, new HookToolRequest(token, "relation-get", ["host"]));
         inProcess.Stop();
-        output.WriteLine($"hook tool round trip: {timer.Elapsed.TotalMilliseconds:0} ms as a process (wrapper + ensemble hook-tool), {inProcess.Elapsed.TotalMilliseconds:0.0} ms over the socket alone");
+        output.WriteLine($"hook tool round trip: {string.Join(" / ", asProcess.Select(ms => $"{ms:0}"))} ms as a process (wrapper + ensemble hook-tool; first call cold), " +
+                         $"{inProcess.Elapsed.TotalMilliseconds:0.0} ms over the socket alone");
 
         var stranger = await RunToolAsync("relation-set", new Dictionary<string, string?> { [HookTools.SocketVariable] = server.SocketPath, [HookTools.TokenVariable] = new string('a', 64) }, "x=1");
         Assert.Equal((1, "", "hook tools work only while their hook runs; relation-set was called outside one.\n"), stranger);
