@@ -77,8 +77,7 @@ public sealed class HookToolServer : IAsyncDisposable
     /// <summary>Ends a hook's tools: calls with this token are refused from now on.</summary>
     public void Unregister(string token) => _sessions.TryRemove(token, out _);
 
-    /// <summary>Answers one request, as the socket does; exposed for tests of the protocol without a process.</summary>
-    public HookToolResponse Answer(HookToolRequest request)
+    private HookToolResponse Answer(HookToolRequest request)
     {
         var tool = request.Tool ?? "";
         if (request.Token is null || !_sessions.TryGetValue(request.Token, out var session))

@@ -23,6 +23,20 @@ public static class HookTools
     /// <summary>The CLI verb the wrappers call; hidden from `ensemble --help`.</summary>
     public const string ClientVerb = "hook-tool";
 
+    /// <summary>
+    /// The variables a hook needs for its tools (<see cref="HookContext.Environment"/>): the socket, the run's
+    /// token and, in a relation hook, its relation as `NAME`, `NAME:N` and the remote unit (unset when none).
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> HookEnvironment(string socketPath, string token, RelationHookScope? scope)
+    {
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal) { [SocketVariable] = socketPath, [TokenVariable] = token };
+        if (scope is null) return environment;
+        environment[RelationVariable] = scope.RelationName;
+        environment[RelationIdVariable] = $"{scope.RelationName}:{scope.RelationId}";
+        if (scope.RemoteUnit is { } remote) environment[RemoteUnitVariable] = remote;
+        return environment;
+    }
+
     private const UnixFileMode Executable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
         | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
 

@@ -71,16 +71,11 @@ public sealed class HookToolProcessTests : IAsyncLifetime
     }
 
     /// <summary>Runs a hook the way the unit agent will: registered for the run, unregistered when it ends.</summary>
-    private async Task<HookResult> RunHookAsync(string hook, HookSession session, IReadOnlyDictionary<string, string>? relation = null)
+    private async Task<HookResult> RunHookAsync(string hook, HookSession session)
     {
         var token = server.Register(session);
-        var environment = new Dictionary<string, string>(relation ?? new Dictionary<string, string>())
-        {
-            [HookTools.SocketVariable] = server.SocketPath,
-            [HookTools.TokenVariable] = token,
-        };
         var context = new HookContext("wordpress/0", "wordpress", formula, data, 1, scratch.Combine("units", "wordpress-0", "unit.log"),
-            Environment: environment, ToolsDirectory: tools);
+            Environment: HookTools.HookEnvironment(server.SocketPath, token, session.Scope), ToolsDirectory: tools);
         try { return await new ProcessHookRunner(TimeSpan.FromMinutes(2)).RunAsync(hook, context, CancellationToken.None); }
         finally { server.Unregister(token); }
     }
@@ -133,12 +128,7 @@ public sealed class HookToolProcessTests : IAsyncLifetime
             """);
         var session = Session(new RelationHookScope(3, "db", "mysql/0"), "db-relation-changed");
 
-        var result = await RunHookAsync("db-relation-changed", session, new Dictionary<string, string>
-        {
-            [HookTools.RelationVariable] = "db",
-            [HookTools.RelationIdVariable] = "db:3",
-            [HookTools.RemoteUnitVariable] = "mysql/0",
-        });
+        var result = await RunHookAsync("db-relation-changed", session);
 
         Assert.True(result.Succeeded, $"{result.Describe()}; unit log:\n{File.ReadAllText(scratch.Combine("units", "wordpress-0", "unit.log"))}");
         Assert.Equal("""
@@ -171,6 +161,7 @@ public sealed class HookToolProcessTests : IAsyncLifetime
     public async Task Outside_a_relation_hook_relation_get_needs_the_relation_named()
     {
         WriteHook("upgrade-formula", """
+            echo "relation=${ENSEMBLE_RELATION-unset} id=${ENSEMBLE_RELATION_ID-unset} remote=${ENSEMBLE_REMOTE_UNIT-unset}" > "$ENSEMBLE_UNIT_DATA_DIR/env.txt"
             relation-get host mysql/0 > "$ENSEMBLE_UNIT_DATA_DIR/bare.out" 2> "$ENSEMBLE_UNIT_DATA_DIR/bare.err"
             echo $? > "$ENSEMBLE_UNIT_DATA_DIR/bare.code"
             for id in $(relation-ids db); do
@@ -183,6 +174,7 @@ public sealed class HookToolProcessTests : IAsyncLifetime
         var result = await RunHookAsync("upgrade-formula", Session(null, "upgrade-formula"));
 
         Assert.True(result.Succeeded, result.Describe());
+        Assert.Equal("relation=unset id=unset remote=unset\n", Read("env.txt"));
         Assert.Equal("1", Read("bare.code").Trim());
         Assert.Equal("", Read("bare.out"));
         Assert.Equal("relation-get: this hook (upgrade-formula) runs outside a relation; name one with -r ID (relation-ids NAME lists them).\n", Read("bare.err"));
@@ -237,6 +229,19 @@ public sealed class HookToolProcessTests : IAsyncLifetime
         Assert.Equal(1, agentGone.Exit);
         Assert.StartsWith($"config-get: the unit agent does not answer on {scratch.Combine("agent", "gone.socket")}", agentGone.Stderr);
         Assert.Empty(session.PendingSettings);
+    }
+
+    [Fact]
+    public async Task Ensemble_hook_tool_without_a_tool_is_a_usage_error()
+    {
+        var start = new ProcessStartInfo(HookTools.DefaultClientCommand(typeof(EnsembleCli).Assembly.Location)[0]) { RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in HookTools.DefaultClientCommand(typeof(EnsembleCli).Assembly.Location).Skip(1).Append(HookTools.ClientVerb)) start.ArgumentList.Add(arg);
+        using var process = Process.Start(start)!;
+        var stderr = await process.StandardError.ReadToEndAsync().WaitAsync(Deadline);
+        await process.WaitForExitAsync().WaitAsync(Deadline);
+
+        Assert.Equal(2, process.ExitCode);
+        Assert.StartsWith("ensemble: hook-tool needs the name of a hook tool (relation-get, relation-set", stderr);
     }
 
     [Fact]
