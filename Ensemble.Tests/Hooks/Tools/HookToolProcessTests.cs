@@ -245,6 +245,18 @@ public sealed class HookToolProcessTests : IAsyncLifetime
     }
 
     [Fact]
+    public void The_default_client_is_the_ensemble_dll_beside_the_program_run_by_the_dotnet_host()
+    {
+        // Where the tool package puts the node program, and where this test project's build puts ensemble.dll.
+        var command = HookTools.DefaultClientCommand();
+
+        Assert.Equal([typeof(EnsembleCli).Assembly.Location], command.Skip(1));
+        Assert.Equal("dotnet", Path.GetFileNameWithoutExtension(command[0]));
+        var missing = Assert.Throws<FileNotFoundException>(() => HookTools.DefaultClientCommand(scratch.Combine("nowhere", "ensemble.dll")));
+        Assert.Contains("so hooks would have no hook tools; install the tool again", missing.Message);
+    }
+
+    [Fact]
     public async Task The_tool_wrappers_are_executable_and_pass_every_argument_through_a_quoted_client()
     {
         // A stand-in client in a directory whose name needs quoting, printing the arguments it gets.
