@@ -90,10 +90,20 @@ public static class HookToolWire
         using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         socket.Connect(new UnixDomainSocketEndPoint(socketPath));
         using var stream = new NetworkStream(socket, ownsSocket: false);
-        WriteFrameAsync(stream, Encode(request), CancellationToken.None).GetAwaiter().GetResult();
-        var frame = ReadFrameAsync(stream, MaxResponseBytes, CancellationToken.None).GetAwaiter().GetResult();
-        if (frame is not { Payload: { } payload })
-            throw new IOException(frame is null ? "the unit agent closed the connection without answering" : $"the unit agent's answer of {frame.Value.Length} bytes is over the {MaxResponseBytes >> 20} MiB limit");
-        return DecodeResponse(payload) ?? throw new IOException("the unit agent's answer is not a hook tool response");
+        // Synchronous: the client is a short-lived process doing one call, with nothing else to run meanwhile.
+        var payload = Encode(request);
+        var header = new byte[4];
+        BinaryPrimitives.WriteInt32BigEndian(header, payload.Length);
+        stream.Write(header);
+        stream.Write(payload);
+        stream.Flush();
+        try { stream.ReadExactly(header); }
+        catch (EndOfStreamException) { throw new IOException("the unit agent closed the connection without answering"); }
+        var length = BinaryPrimitives.ReadUInt32BigEndian(header);
+        if (length > MaxResponseBytes) throw new IOException($"the unit agent's answer of {length} bytes is over the {MaxResponseBytes >> 20} MiB limit");
+        var answer = new byte[length];
+        try { stream.ReadExactly(answer); }
+        catch (EndOfStreamException) { throw new IOException("the unit agent closed the connection in the middle of its answer"); }
+        return DecodeResponse(answer) ?? throw new IOException("the unit agent's answer is not a hook tool response");
     }
 }

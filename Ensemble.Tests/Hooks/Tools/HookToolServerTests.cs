@@ -37,6 +37,32 @@ public sealed class HookToolServerTests : IDisposable
     }
 
     [Fact]
+    public async Task Tools_a_hook_runs_at_once_all_get_answers_and_every_write_is_kept()
+    {
+        await using var server = HookToolServer.Start(socketPath);
+        var session = Session();
+        var token = server.Register(session);
+
+        var calls = Enumerable.Range(0, 40).Select(i => CallAsync(new HookToolRequest(token, "relation-set", [$"key{i}=value{i}"])));
+        var responses = await Task.WhenAll(calls).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.All(responses, r => Assert.Equal(new HookToolResponse(0, "", ""), r));
+        Assert.Equal(Enumerable.Range(0, 40).Select(i => $"key{i}").Order(StringComparer.Ordinal).Select(k => $"{k}: {k.Replace("key", "value")}"),
+            HookToolWire.Call(socketPath, new HookToolRequest(token, "relation-get", ["-", "web/0"])).Stdout!.TrimEnd('\n').Split('\n'));
+    }
+
+    /// <summary>A call like the client's, but without holding a thread while it waits, so forty fit in the test's pool.</summary>
+    private async Task<HookToolResponse> CallAsync(HookToolRequest request)
+    {
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath));
+        await using var stream = new NetworkStream(socket);
+        await HookToolWire.WriteFrameAsync(stream, HookToolWire.Encode(request), CancellationToken.None);
+        var frame = await HookToolWire.ReadFrameAsync(stream, HookToolWire.MaxResponseBytes, CancellationToken.None);
+        return HookToolWire.DecodeResponse(frame!.Value.Payload!)!;
+    }
+
+    [Fact]
     public async Task Calls_with_an_unknown_or_unregistered_token_are_refused()
     {
         await using var server = HookToolServer.Start(socketPath);
