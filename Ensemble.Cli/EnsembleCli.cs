@@ -43,6 +43,8 @@ public static class EnsembleCli
 
     public static async Task<int> RunAsync(string[] args)
     {
+        // Hook tools run this on every call a hook makes: answered before any verb is built.
+        if (args.Length > 0 && args[0] == Ensemble.Hooks.Tools.HookTools.ClientVerb) return HookToolCommand.Run(args[1..]);
         var root = Build();
         if (args.Length == 0)
         {

@@ -140,6 +140,7 @@ public sealed class LocalEnvironment : IAsyncDisposable, IControllerChannel
         var context = EnsembleWiring.AgentContextFor(machine, dataDirectory, topology, source, Options.Agent, IUnitFaults.Around(Options.Faults),
             Akka.Event.Logging.GetLogger(System, $"formula-cache-{machine}"));
         if (Options.HookFaults is { } hookFaults) context = context with { Hooks = hookFaults.Around(context.Hooks) };
+        context = EnsembleWiring.WithHookTools(context, "127.0.0.1");
         var agent = await EnsembleWiring.StartAgentAsync(System, context, StoreOutage.Unwrap(session));
         _machines[machine] = (context, session, agent);
         await WaitUntilAsync(async () => await Topology.GetAgentAsync(machine) is not null, TimeSpan.FromSeconds(10), $"agent {machine} to register");
@@ -172,9 +173,10 @@ public sealed class LocalEnvironment : IAsyncDisposable, IControllerChannel
     /// <summary>Stops a machine's agent where it stands: unit agents stop mid-step (their hooks killed), its session closes.</summary>
     public async Task StopMachineAsync(string machine)
     {
-        var (_, session, agent) = _machines[machine];
+        var (context, session, agent) = _machines[machine];
         await agent.GracefulStop(TimeSpan.FromSeconds(30));
         await session.DisposeAsync();
+        if (context.Tools is { } tools) await tools.DisposeAsync();
         _machines.Remove(machine);
     }
 

@@ -3,7 +3,11 @@ using System.Globalization;
 
 namespace Ensemble.Hooks;
 
-/// <summary>Everything a hook is told about the unit it runs for.</summary>
+/// <summary>
+/// Everything a hook is told about the unit it runs for. <paramref name="Environment"/> is set on the hook
+/// process after the inherited ENSEMBLE_* variables are dropped (the unit agent passes the hook tools' socket
+/// and token, and a relation hook's relation, through it); <paramref name="ToolsDirectory"/> goes first on its PATH.
+/// </summary>
 public sealed record HookContext(
     string UnitName,
     string ServiceName,
@@ -103,7 +107,8 @@ public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.Ma
         if (context.Environment is { } extra)
             foreach (var (name, value) in extra) env[name] = value;
         if (context.ToolsDirectory is { } tools)
-            env["PATH"] = env.TryGetValue("PATH", out var search) && !string.IsNullOrEmpty(search) ? $"{tools}:{search}" : tools;
+            // Without a PATH of its own a shell searches a default one; the hook must keep finding its commands.
+            env["PATH"] = $"{tools}{Path.PathSeparator}{(env.TryGetValue("PATH", out var inheritedPath) && !string.IsNullOrEmpty(inheritedPath) ? inheritedPath : "/usr/local/bin:/usr/bin:/bin")}";
 
         using var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -92,6 +92,7 @@ public sealed class EnsembleNode : IAsyncDisposable
     private readonly List<ICoordinationStore> _sessions = [];
     private readonly List<Health.StoreProbe> _storeProbes = [];
     private OpenTelemetry.Metrics.MeterProvider? _metrics;
+    private Hooks.Tools.UnitHookTools? _hookTools;
 
     private EnsembleNode(ActorSystem system, NodeOptions options, EmbeddedCoordinationServer? server)
     {
@@ -214,8 +215,9 @@ public sealed class EnsembleNode : IAsyncDisposable
             var topology = new TopologyStore(session, root);
             // Beside a controller the storage is right here; anywhere else bundles come from a controller's bundle server.
             IFormulaSource source = Options.IsController ? storage : new Formulas.Transfer.ControllerFormulaSource(System, new Formulas.Transfer.ControllerDirectory(topology));
-            var context = EnsembleWiring.AgentContextFor(Options.Machine, Options.MachineDirectory, topology, source, settings,
-                log: Akka.Event.Logging.GetLogger(System, "formula-cache"));
+            var context = EnsembleWiring.WithHookTools(EnsembleWiring.AgentContextFor(Options.Machine, Options.MachineDirectory, topology, source, settings,
+                log: Akka.Event.Logging.GetLogger(System, "formula-cache")), Options.AdvertisedHostname, Akka.Event.Logging.GetLogger(System, "hook-tools"));
+            _hookTools = context.Tools;
             MachineAgent = await EnsembleWiring.StartAgentAsync(System, context, session);
             var agent = MachineAgent;
             // A normal stop, and a node the cluster downs, let every unit finish the step it is in and begin no other.
@@ -391,6 +393,8 @@ public sealed class EnsembleNode : IAsyncDisposable
             }
             _server?.Dispose();
             _metrics?.Dispose();
+            try { _hookTools?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(5)); }
+            catch (Exception) { /* the socket file is replaced at the next start */ }
         }
     }
 

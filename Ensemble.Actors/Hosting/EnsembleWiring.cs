@@ -1,5 +1,6 @@
 using Ensemble.Coordination;
 using Akka.Actor;
+using Akka.Event;
 using Ensemble.Formulas;
 using Ensemble.Formulas.Transfer;
 using Ensemble.Services;
@@ -54,6 +55,24 @@ public static class EnsembleWiring
         new(machine, machineDirectory, topology,
             new FormulaCache(source, Path.Combine(machineDirectory, "formula-cache"), log),
             new Hooks.ProcessHookRunner(settings.HookTimeout, settings.MaxParallelHooks), settings, steps ?? Units.Steps.UnitSteps.Standard);
+
+    /// <summary>
+    /// The agent's hook tools (socket server and tool wrappers in its machine directory), reporting
+    /// <paramref name="address"/> as the units' address. Without the ensemble command beside this program (a node run
+    /// from its own build folder) hooks run without tools, and the log says so.
+    /// </summary>
+    public static AgentContext WithHookTools(AgentContext context, string address, Akka.Event.ILoggingAdapter? log = null)
+    {
+        try
+        {
+            return context with { Tools = Hooks.Tools.UnitHookTools.Start(context.DataDirectory, address) };
+        }
+        catch (FileNotFoundException ex)
+        {
+            log?.Warning("machine {0}: {1}", context.Machine, ex.Message);
+            return context;
+        }
+    }
 
     /// <summary>Starts the node's health actor (/user/health), which every node has whatever its roles.</summary>
     public static IActorRef StartHealth(ActorSystem system, Health.HealthContext context) =>

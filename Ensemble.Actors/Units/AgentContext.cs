@@ -20,7 +20,8 @@ public sealed record AgentContext(
     FormulaCache Cache,
     IHookRunner Hooks,
     AgentSettings Settings,
-    IReadOnlyDictionary<UnitStep, Steps.IUnitStep> Steps)
+    IReadOnlyDictionary<UnitStep, Steps.IUnitStep> Steps,
+    Hooks.Tools.UnitHookTools? Tools = null)
 {
     public string UnitsDirectory => UnitPaths.UnitsDirectory(DataDirectory);
 }

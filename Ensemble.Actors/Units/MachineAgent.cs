@@ -52,7 +52,8 @@ public sealed class MachineAgent : ReceiveActor, IWithTimers
         Receive<IUnitMessage>(Route);
         Receive<Drain>(_ =>
         {
-            var children = Context.GetChildren().ToList();
+            // The unit agents only: the relation watcher runs no hooks.
+            var children = _units.Keys.ToList();
             var timeout = _context.Settings.HookTimeout + TimeSpan.FromSeconds(10);
             Task.WhenAll(children.Select(c => c.Ask<Drained>(new Drain(), timeout)))
                 .PipeTo(Sender, success: () => new Drained());

@@ -38,7 +38,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         _unit = unit;
         _context = context;
         _paths = UnitPaths.For(context.UnitsDirectory, unit);
-        _step = new UnitStepContext(unit, _paths, context, _log);
+        _step = new UnitStepContext(unit, _paths, context, _log) { ToolData = () => HookData(null) };
         _state = UnitStateFile.Load(_paths) ?? UnitState.New(unit);
         Telemetry.EnsembleMetrics.Units.Track(Self, unit, () => _state.Phase);
 
@@ -60,6 +60,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         Receive<RelationsSnapshot>(m =>
         {
             _relations = m;
+            RefreshView();
             RunRelations();
         });
         Receive<OwnMembersLoaded>(OnOwnMembersLoaded);
@@ -283,6 +284,8 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
             throw new UnitAgentException($"{_unit}: step {m.Step} failed unexpectedly", m.Crash);
         }
         _storeBackoff = TimeSpan.Zero;
+        // A lifecycle hook may have written relation settings (relation-set -r): read this unit's members again.
+        _own.Clear();
         Offer(m.Failure is null ? UnitTrigger.Succeeded : new UnitTrigger.StepFailed(m.Failure));
         if (m.Step == UnitStep.Record && m.Failure is null) CompleteWaiters();
         if (_drainedReplyTo is not null && !_stepRunning) _drainedReplyTo.Tell(new Drained());
@@ -329,7 +332,11 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
 
     private sealed record OwnMembersLoaded(IReadOnlyDictionary<int, RelationMember?> Members);
 
-    private sealed record RelationDone(RelationAction? Action, RelationMember? After, string? Failure, Exception? Crash, bool Resolved = false);
+    private sealed record RelationDone(RelationAction? Action, RelationMember? After, string? Failure, Exception? Crash, bool Resolved = false)
+    {
+        /// <summary>Other relations the hook wrote to with relation-set -r, as committed.</summary>
+        public IReadOnlyDictionary<int, RelationMember>? Others { get; init; }
+    }
 
     private sealed record RetryRelations(Guid Incarnation);
 
@@ -386,6 +393,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
     private void OnOwnMembersLoaded(OwnMembersLoaded m)
     {
         foreach (var (id, member) in m.Members) _own.TryAdd(id, member);
+        RefreshView();
         _relationBusy = false;
         RunRelations();
     }
@@ -396,17 +404,41 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         var relation = _relations.Relations[hook.RelationId].Record;
         var service = UnitNames.ServiceOf(_unit);
         var formula = _state.Current!;
-        var environment = new Dictionary<string, string>
+        var scope = new Hooks.Tools.RelationHookScope(hook.RelationId, hook.Name, hook.Remote);
+        var context = _step.HookContextFor(formula);
+        HookResult result;
+        IReadOnlyDictionary<int, IReadOnlyDictionary<string, string?>> writes;
+        if (_context.Tools is { } tools)
         {
-            ["ENSEMBLE_RELATION"] = hook.Name,
-            ["ENSEMBLE_RELATION_ID"] = relation.IdFor(service),
-        };
-        if (hook.Remote is not null) environment["ENSEMBLE_REMOTE_UNIT"] = hook.Remote;
-        var result = await _context.Hooks.RunAsync(hook.HookName, _step.HookContextFor(formula) with { Environment = environment }, token);
+            var outcome = await tools.RunAsync(_context.Hooks, hook.HookName, context, HookData(hook), scope, token);
+            (result, writes) = (outcome.Result, outcome.Writes);
+        }
+        else
+        {
+            var environment = new Dictionary<string, string> { ["ENSEMBLE_RELATION"] = hook.Name, ["ENSEMBLE_RELATION_ID"] = relation.IdFor(service) };
+            if (hook.Remote is not null) environment["ENSEMBLE_REMOTE_UNIT"] = hook.Remote;
+            result = await _context.Hooks.RunAsync(hook.HookName, context with { Environment = environment }, token);
+            writes = new Dictionary<int, IReadOnlyDictionary<string, string?>>();
+        }
         if (!result.Succeeded)
             return new RelationDone(hook, null, $"{result.Describe()} (relation {relation.IdFor(service)}{(hook.Remote is null ? "" : $", remote unit {hook.Remote}")})", null);
-        return await CommitAsync(hook, me, writes: null);
+        var others = await RelationSettings.CommitWritesAsync(RelationStore, _unit, writes, except: hook.RelationId);
+        return await CommitAsync(hook, me, writes.GetValueOrDefault(hook.RelationId)) with { Others = others };
     }
+
+    /// <summary>What the unit's hook tools see in a hook starting now (read on the hook's thread: an immutable view).</summary>
+    private Hooks.Tools.IHookToolData HookData(RelationAction.Hook? hook)
+    {
+        var view = _view;
+        return new UnitHookData(_unit, _context.Tools?.Address ?? "127.0.0.1", view.Snapshot, view.Own, view.Config, hook);
+    }
+
+    /// <summary>The relations and configuration as the actor last knew them, for hook tools on other threads.</summary>
+    private sealed record HookView(RelationsSnapshot Snapshot, IReadOnlyDictionary<int, RelationMember?> Own, IReadOnlyDictionary<string, object?> Config);
+
+    private volatile HookView _view = new(RelationsSnapshot.Empty, new Dictionary<int, RelationMember?>(), new Dictionary<string, object?>());
+
+    private void RefreshView() => _view = _view with { Snapshot = _relations, Own = new Dictionary<int, RelationMember?>(_own) };
 
     private async Task<RelationDone> CommitAsync(RelationAction.Hook hook, RelationMember me, IReadOnlyDictionary<string, string?>? writes, bool resolved = false)
     {
@@ -437,6 +469,8 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         {
             _relationBackoff = TimeSpan.Zero;
             _own[m.Action.RelationId] = m.After;
+            foreach (var (id, member) in m.Others ?? new Dictionary<int, RelationMember>()) _own[id] = member;
+            RefreshView();
             if (m.Resolved) Publish(_state.Phase, null);
         }
         if (_drainedReplyTo is not null) _drainedReplyTo.Tell(new Drained());

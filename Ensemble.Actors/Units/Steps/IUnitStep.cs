@@ -19,11 +19,24 @@ public interface IUnitStep
 /// <summary>What a step works with: the unit, its directories, and what the machine's unit agents share.</summary>
 public sealed record UnitStepContext(string Unit, UnitPaths Paths, AgentContext Agent, ILoggingAdapter Log)
 {
-    /// <summary>Runs one of the formula's hooks for this unit; null on success, else what went wrong.</summary>
+    /// <summary>What the unit's hook tools see (its relations, configuration, address) when a hook starts; null: no tools.</summary>
+    public Func<Hooks.Tools.IHookToolData>? ToolData { get; init; }
+
+    /// <summary>
+    /// Runs one of the formula's hooks for this unit, with the hook tools when the machine has them; null on success,
+    /// else what went wrong. What the hook wrote with relation-set -r is committed only when it succeeded.
+    /// </summary>
     public async Task<string?> HookAsync(string hook, FormulaRef formula, int? previousRevision, CancellationToken token)
     {
-        var result = await Agent.Hooks.RunAsync(hook, HookContextFor(formula, previousRevision), token);
-        return result.Succeeded ? null : result.Describe();
+        if (Agent.Tools is not { } tools || ToolData is null)
+        {
+            var plain = await Agent.Hooks.RunAsync(hook, HookContextFor(formula, previousRevision), token);
+            return plain.Succeeded ? null : plain.Describe();
+        }
+        var outcome = await tools.RunAsync(Agent.Hooks, hook, HookContextFor(formula, previousRevision), ToolData(), scope: null, token);
+        if (!outcome.Result.Succeeded) return outcome.Result.Describe();
+        await Relations.RelationSettings.CommitWritesAsync(new Relations.RelationStore(Agent.Topology), Unit, outcome.Writes, except: null);
+        return null;
     }
 
     public HookContext HookContextFor(FormulaRef formula, int? previousRevision = null) => new(
