@@ -82,6 +82,7 @@ public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.Ma
         // A hook of this unit left running by an agent that died (kill -9, power cut) must not overlap this run.
         if (context.ProcessFile is { } processFile) await HookProcessFile.KillLeftoverAsync(processFile);
         await using var log = new HookLog(context.LogPath, hook);
+        ActiveLogs[Path.GetFullPath(context.LogPath)] = log;
         log.Write($"running hook {hook} (revision {context.Revision})");
 
         var start = new ProcessStartInfo(path)
@@ -183,6 +184,20 @@ public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.Ma
     }
 
     /// <summary>Appends timestamped lines; stdout and stderr arrive on different threads.</summary>
+    /// <summary>The log of each hook running now, by path: lines its hook tools log (ensemble-log) go through the same writer.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, HookLog> ActiveLogs = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Writes a line into the log of the hook running for <paramref name="logPath"/>, through that run's own writer (two
+    /// writers of one file would write over each other's lines); false when no hook of that log runs now.
+    /// </summary>
+    public static bool TryLog(string logPath, string line)
+    {
+        if (!ActiveLogs.TryGetValue(Path.GetFullPath(logPath), out var log)) return false;
+        log.Write(line);
+        return true;
+    }
+
     private sealed class HookLog(string path, string hook) : IAsyncDisposable
     {
         private readonly StreamWriter _writer = new(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
@@ -211,6 +226,7 @@ public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.Ma
 
         public ValueTask DisposeAsync()
         {
+            ActiveLogs.TryRemove(KeyValuePair.Create(Path.GetFullPath(path), this));
             lock (_gate)
             {
                 _closed = true;

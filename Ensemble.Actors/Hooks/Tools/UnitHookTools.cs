@@ -56,6 +56,7 @@ public sealed class UnitHookTools(HookToolServer server, string toolsDirectory, 
     /// <summary>ensemble-log: a line in the unit's log, as the hook's own output is written.</summary>
     private static void AppendToLog(string logPath, string hook, string line)
     {
+        if (ProcessHookRunner.TryLog(logPath, line)) return;
         var stamp = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
         try
         {
