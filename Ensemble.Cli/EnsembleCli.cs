@@ -33,6 +33,7 @@ public static class EnsembleCli
             EnvironmentCommands.RestartEnvironment(), EnvironmentCommands.DestroyEnvironment(),
             MachineCommands.AddMachine(), MachineCommands.RemoveMachine(), MachineCommands.EnableHa(), MachineCommands.Node(),
             ServiceCommands.Deploy(), ServiceCommands.AddUnit(), ServiceCommands.RemoveUnit(), ServiceCommands.DestroyService(),
+            ConfigCommands.Set(), ConfigCommands.Get(),
             StatusCommand.Build(), HealthCommand.Build(), UpgradeCommand.Build(), UnitCommands.Resolved(), UnitCommands.Log(),
             CompletionCommand.Build(),
         })
