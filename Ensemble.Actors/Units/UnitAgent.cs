@@ -54,13 +54,18 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         Receive<Drain>(_ =>
         {
             _drainedReplyTo = Sender;
-            if (!_stepRunning) Sender.Tell(new Drained());
+            if (!_stepRunning && !_configRunning) Sender.Tell(new Drained());
         });
+        Configuration();
     }
 
     public static Props Props(string unit, AgentContext context) => Akka.Actor.Props.Create(typeof(UnitAgent), unit, context);
 
-    protected override void PreStart() => BeginStep();
+    protected override void PreStart()
+    {
+        BeginStep();
+        WatchConfig();
+    }
 
     protected override void PostStop()
     {
@@ -98,6 +103,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
 
     private void OnResolve(ResolveUnitError m)
     {
+        if (ResolveConfigFailure(m)) return;
         var decision = UnitLifecycle.Decide(_state, new UnitTrigger.Resolve(m.Retry));
         if (decision is UnitDecision.Rejected r)
         {
@@ -206,6 +212,8 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
     {
         var step = UnitLifecycle.StepFor(_state);
         if (step == UnitStep.None) return;
+        // One hook at a time: a step due while config-changed runs begins when it has finished.
+        if (_configRunning) return;
         // Shutting down: the step is persisted as current and will run when the agent starts again.
         if (_drainedReplyTo is not null) return;
 
@@ -249,9 +257,130 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
             throw new UnitAgentException($"{_unit}: step {m.Step} failed unexpectedly", m.Crash);
         }
         _storeBackoff = TimeSpan.Zero;
+        // The start step ran config-changed for this configuration: recorded with the move to running.
+        if (m.Step == UnitStep.Start && m.Failure is null && _step.DeliveredConfig.Value is { } delivered)
+            _state = _state with { ConfigVersion = Math.Max(_state.ConfigVersion, delivered) };
         Offer(m.Failure is null ? UnitTrigger.Succeeded : new UnitTrigger.StepFailed(m.Failure));
         if (m.Step == UnitStep.Record && m.Failure is null) CompleteWaiters();
         if (_drainedReplyTo is not null && !_stepRunning) _drainedReplyTo.Tell(new Drained());
+        DeliverConfigIfIdle();
+    }
+
+    // ---- configuration ----
+
+    /// <summary>The service's configuration node holds this version (learnt from its store watch).</summary>
+    public sealed record ConfigChanged(int Version);
+
+    private sealed record ConfigWatchFired;
+
+    private sealed record ConfigWatchFailed(Exception Cause);
+
+    private sealed record ConfigDelivered(int Version, string? Failure);
+
+    /// <summary>The newest configuration version the store showed; the unit's state says which one it has delivered.</summary>
+    private int _configKnown;
+    private bool _configRunning;
+    private bool _configWatchArmed;
+    /// <summary>A version whose config-changed failed while running: not run again until resolved, or a newer version.</summary>
+    private int? _configFailed;
+    private TimeSpan _configWatchBackoff = TimeSpan.Zero;
+
+    private void Configuration()
+    {
+        Receive<ConfigChanged>(m =>
+        {
+            _configWatchBackoff = TimeSpan.Zero;
+            _configKnown = Math.Max(_configKnown, m.Version);
+            DeliverConfigIfIdle();
+        });
+        Receive<ConfigWatchFired>(_ =>
+        {
+            _configWatchArmed = false;
+            WatchConfig();
+        });
+        Receive<ConfigWatchFailed>(m =>
+        {
+            _configWatchArmed = false;
+            _configWatchBackoff = Coordination.StoreTrouble.NextWait(_configWatchBackoff);
+            _log.Warning("{0}: cannot read the service's configuration ({1}); trying again in {2:0.##} s",
+                _unit, m.Cause.GetBaseException().Message, _configWatchBackoff.TotalSeconds);
+            Timers.StartSingleTimer("config-watch", new ConfigWatchFired(), _configWatchBackoff);
+        });
+        Receive<ConfigDelivered>(OnConfigDelivered);
+    }
+
+    /// <summary>
+    /// Reads the service's configuration node and arms a one-shot store watch on it; each fire reads it again (and so
+    /// re-arms). One watch per unit agent: it needs nothing from the machine agent, and ZooKeeper keeps one watch per
+    /// path and session however many are armed.
+    /// </summary>
+    private void WatchConfig()
+    {
+        if (_configWatchArmed) return;
+        _configWatchArmed = true;
+        var self = Self;
+        _context.Topology.GetConfigAsync(UnitNames.ServiceOf(_unit), _ => self.Tell(new ConfigWatchFired()))
+            .PipeTo(Self, success: config => new ConfigChanged(config.Version), failure: ex => new ConfigWatchFailed(ex));
+    }
+
+    /// <summary>
+    /// Runs config-changed for a configuration the unit has not had yet, when the unit runs with nothing else to do
+    /// (no operation, no step); otherwise the check is made again when the step finishes. Deploys and upgrades deliver
+    /// the configuration in their start step.
+    /// </summary>
+    private void DeliverConfigIfIdle()
+    {
+        if (_stepRunning || _configRunning || _drainedReplyTo is not null) return;
+        if (_state.Phase != UnitPhase.Running || _state.Operation != UnitOperation.None || _state.Current is null) return;
+        var version = _configKnown;
+        if (version <= _state.ConfigVersion || _configFailed == version) return;
+        _configRunning = true;
+        _log.Info("{0}: running config-changed for configuration version {1}", _unit, version);
+        _step.HookAsync(Steps.StartStep.ConfigChangedHook, _state.Current, null, _stepCancellation.Token).PipeTo(Self,
+            success: failure => new ConfigDelivered(version, failure),
+            failure: ex => new ConfigDelivered(version, ex is OperationCanceledException ? null : ex.GetBaseException().Message));
+    }
+
+    /// <summary>
+    /// config-changed ran. A failure leaves the unit running (what it runs did not change) with the cause as its error
+    /// in the store, until `resolved --retry` runs the hook again, `resolved` accepts it, or a newer configuration comes.
+    /// </summary>
+    private void OnConfigDelivered(ConfigDelivered m)
+    {
+        _configRunning = false;
+        if (m.Failure is null)
+        {
+            var hadFailed = _configFailed is not null;
+            _configFailed = null;
+            _state = Persist(_state with { ConfigVersion = Math.Max(_state.ConfigVersion, m.Version) });
+            if (hadFailed && !_state.IsError) Publish(_state.Phase, null);
+        }
+        else
+        {
+            _configFailed = m.Version;
+            var cause = $"config-changed failed: {m.Failure}; fix the formula or the configuration, then run 'ensemble resolved --retry {_unit}'";
+            _log.Error("{0}: {1}", _unit, cause);
+            Publish(_state.Phase, cause);
+        }
+        if (_drainedReplyTo is not null)
+        {
+            _drainedReplyTo.Tell(new Drained());
+            return;
+        }
+        BeginStep();
+        DeliverConfigIfIdle();
+    }
+
+    /// <summary>`resolved` on a unit whose config-changed failed while running: --retry runs it again, without accepts the failure.</summary>
+    private bool ResolveConfigFailure(ResolveUnitError m)
+    {
+        if (_configFailed is not { } failed || _state.IsError) return false;
+        _configFailed = null;
+        if (!m.Retry) _state = Persist(_state with { ConfigVersion = Math.Max(_state.ConfigVersion, failed) });
+        Publish(_state.Phase, null);
+        Sender.Tell(new UnitResolved(_unit, _state.Phase));
+        DeliverConfigIfIdle();
+        return true;
     }
 
     private void CompleteWaiters()

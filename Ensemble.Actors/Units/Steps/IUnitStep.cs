@@ -19,6 +19,12 @@ public interface IUnitStep
 /// <summary>What a step works with: the unit, its directories, and what the machine's unit agents share.</summary>
 public sealed record UnitStepContext(string Unit, UnitPaths Paths, AgentContext Agent, ILoggingAdapter Log)
 {
+    /// <summary>
+    /// The configuration version the start step's config-changed ran for; the unit agent records it in the unit's state
+    /// when the step succeeds (a step only answers success or failure).
+    /// </summary>
+    public System.Runtime.CompilerServices.StrongBox<int?> DeliveredConfig { get; } = new();
+
     /// <summary>Runs one of the formula's hooks for this unit; null on success, else what went wrong.</summary>
     public async Task<string?> HookAsync(string hook, FormulaRef formula, int? previousRevision, CancellationToken token)
     {

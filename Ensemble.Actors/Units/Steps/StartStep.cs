@@ -1,13 +1,21 @@
 namespace Ensemble.Units.Steps;
 
-/// <summary>starting: run `start` of the current formula.</summary>
+/// <summary>
+/// starting: run `config-changed`, then `start`, of the current formula — after install and after an upgrade, so the
+/// formula sees its configuration before it starts. Both hooks are redone after a crash (hooks are written to be).
+/// </summary>
 public sealed class StartStep : IUnitStep
 {
+    public const string ConfigChangedHook = "config-changed";
+
     public async Task<string?> RunAsync(UnitStepContext unit, UnitState state, CancellationToken token)
     {
         // Resolved past a failed install that never unpacked the formula: unpack it now.
         if (!Directory.Exists(unit.Paths.FormulaDirectory) && await unit.UnpackAsync(state.Current!, token) is { } failure)
             return failure;
+        var config = await unit.Agent.Topology.GetConfigAsync(Topology.UnitNames.ServiceOf(unit.Unit));
+        if (await unit.HookAsync(ConfigChangedHook, state.Current!, null, token) is { } configFailure) return configFailure;
+        unit.DeliveredConfig.Value = config.Version;
         return await unit.HookAsync("start", state.Current!, null, token);
     }
 }
