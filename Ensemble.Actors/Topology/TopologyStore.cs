@@ -100,8 +100,7 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
             if (await store.ExistsAsync(path, watcher) is null) return Configuration.ServiceConfig.Empty;
             return await GetConfigAsync(service);
         }
-        if (data.Length == 0) return Configuration.ServiceConfig.Empty;
-        return await ReadAsync<Configuration.ServiceConfig>(path) ?? Configuration.ServiceConfig.Empty;
+        return Decode<Configuration.ServiceConfig>(path, data) ?? Configuration.ServiceConfig.Empty;
     }
 
     /// <summary>Writes the service's configuration (creating the node for a service deployed before configuration existed).</summary>
@@ -403,6 +402,12 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
         {
             return null;
         }
+        return Decode<T>(path, data);
+    }
+
+    /// <summary>The record in a node's data (see <see cref="ReadAsync{T}"/>); null when the data is empty.</summary>
+    private static T? Decode<T>(string path, byte[] data) where T : class
+    {
         if (data.Length == 0) return null;
         T? record;
         try

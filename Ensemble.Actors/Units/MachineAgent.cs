@@ -33,6 +33,7 @@ public sealed class MachineAgent : ReceiveActor, IWithTimers
             _log.Warning("machine {0}: new store session; announcing this agent again", _context.Machine);
             _announceBackoff = TimeSpan.Zero;
             Announce();
+            foreach (var unitAgent in _units.Keys) unitAgent.Tell(UnitAgent.ConfigWatchLost.Instance);
         });
         Receive<RemoveUnit>(m =>
         {

@@ -273,6 +273,12 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
 
     private sealed record ConfigWatchFired;
 
+    /// <summary>The store session was replaced, and its watches went with it: read the configuration again and re-arm.</summary>
+    public sealed record ConfigWatchLost
+    {
+        public static readonly ConfigWatchLost Instance = new();
+    }
+
     private sealed record ConfigWatchFailed(Exception Cause);
 
     private sealed record ConfigDelivered(int Version, string? Failure);
@@ -294,6 +300,11 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
             DeliverConfigIfIdle();
         });
         Receive<ConfigWatchFired>(_ =>
+        {
+            _configWatchArmed = false;
+            WatchConfig();
+        });
+        Receive<ConfigWatchLost>(_ =>
         {
             _configWatchArmed = false;
             WatchConfig();

@@ -2,7 +2,10 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Ensemble.Configuration;
 using Spectre.Console;
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
 using YamlDotNet.Serialization;
+using YamlDotNet.Serialization.EventEmitters;
 using static Ensemble.Services.ServiceReplies;
 
 namespace Ensemble.Cli.Output;
@@ -47,7 +50,8 @@ public static class ConfigFormat
         {
             ["service"] = view.Service, ["formula"] = view.Formula.ToString(), ["version"] = view.Version, ["options"] = options,
         };
-        return new SerializerBuilder().ConfigureDefaultValuesHandling(DefaultValuesHandling.Preserve).Build().Serialize(document);
+        return new SerializerBuilder().ConfigureDefaultValuesHandling(DefaultValuesHandling.Preserve)
+            .WithEventEmitter(next => new NullAsNull(next)).Build().Serialize(document);
     }
 
     public static void Table(ConfigView view, IAnsiConsole console)
@@ -62,6 +66,16 @@ public static class ConfigFormat
             table.AddRow(new Text(e.Name), new Text(e.Type), new Text(e.Value ?? ""), new Text(e.Set ? "set" : "default"),
                 new Text(e.Default ?? ""), new Text(e.Description ?? ""));
         console.Write(table);
+    }
+
+    /// <summary>Writes null as `null`, as the JSON does, rather than as an empty value.</summary>
+    private sealed class NullAsNull(IEventEmitter next) : ChainedEventEmitter(next)
+    {
+        public override void Emit(ScalarEventInfo eventInfo, IEmitter emitter)
+        {
+            if (eventInfo.Source.Value is null) emitter.Emit(new Scalar("null"));
+            else base.Emit(eventInfo, emitter);
+        }
     }
 
     private static object? Plain(string type, string? text) =>

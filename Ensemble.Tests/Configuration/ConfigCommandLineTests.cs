@@ -64,7 +64,9 @@ public sealed class ConfigCommandLineTests(LocalEnvironmentProcess env, ITestOut
         var table = await Ok("get", "-e", "e2e", "blog");
         Assert.Contains("port", table.Stdout);
         Assert.Contains("The page title", table.Stdout);
-        Assert.Contains("port: 81", (await Ok("get", "-e", "e2e", "--format", "yaml", "blog")).Stdout);
+        var yaml = (await Ok("get", "-e", "e2e", "--format", "yaml", "blog")).Stdout;
+        Assert.Contains("    value: 81\n", yaml);
+        Assert.Contains("    description: null\n", yaml);
 
         Assert.Contains("option 'port' of service 'blog' is an int, and 'eighty' is not", await Refused(2, "set", "-e", "e2e", "blog", "port=eighty"));
         Assert.Contains("has no option 'colour'; its options are port, title", await Refused(2, "set", "-e", "e2e", "blog", "colour=red"));
