@@ -229,6 +229,28 @@ public sealed class ServiceConfigurationTests(ITestOutputHelper output) : Enviro
     }
 
     [Fact]
+    public async Task An_upgrade_asked_for_while_config_changed_runs_waits_for_it()
+    {
+        WriteFormula(1);
+        var unit = (await DeployAsync("web", 1)).Single();
+        var control = TestFormulas.ControlDirectory(Repository);
+        var hold = Path.Combine(control, "hold-config-changed");
+        File.WriteAllText(hold, "");
+        await Env.AskAsync<ConfigSet>(new SetConfig("web", new Dictionary<string, string> { ["port"] = "81" }));
+        await LocalEnvironment.WaitUntilAsync(async () => TestFormulas.HookTrace(await DataDirAsync(unit)).Count(l => l == "config-changed 1 begin") == 2,
+            Deadline, "config-changed to be running");
+
+        WriteFormula(2);
+        Assert.IsType<UpgradeStarted>(await Env.UpgradeAsync("web"));
+        File.Delete(hold);
+        await WaitForUnitsAsync([unit], u => u.Formula == "local:web-2" && u.State == UnitPhase.Running, "the unit on revision 2");
+
+        // One hook of a unit at a time: the upgrade's stop began only after config-changed had ended.
+        var trace = TestFormulas.HookTrace(await DataDirAsync(unit)).ToList();
+        Assert.True(trace.LastIndexOf("config-changed 1 end") < trace.IndexOf("stop 1 begin"), string.Join("\n", trace));
+    }
+
+    [Fact]
     public async Task A_service_deployed_before_configuration_existed_reads_as_empty_and_takes_settings()
     {
         WriteFormula(1);
