@@ -46,6 +46,12 @@ public static class ConfigValues
 {
     public const string String = "string", Int = "int", Float = "float", Boolean = "boolean";
 
+    /// <summary>One value: far above any real setting, and the whole configuration must fit a store node (1 MB).</summary>
+    public const int MaxValueLength = 64 * 1024;
+
+    /// <summary>All set values with their names: half a store node, leaving room for JSON's escaping.</summary>
+    public const int MaxTotalLength = 512 * 1024;
+
     /// <summary>Reads <paramref name="text"/> as a value of <paramref name="type"/>: string, long, double or bool; false when it is not one.</summary>
     public static bool TryParse(string type, string text, out object value)
     {
@@ -130,10 +136,15 @@ public static class ConfigValues
                 values.Remove(name);
                 continue;
             }
+            if (text.Length > MaxValueLength)
+                return new ConfigDecision.Refused($"the value of option '{name}' of service '{service}' is {FormulaLimits.Count(text.Length)} characters, over the limit of {FormulaLimits.Count(MaxValueLength)}; keep large data in a file the formula reads");
             if (!TryParse(option.Type, text, out var value))
                 return new ConfigDecision.Refused($"option '{name}' of service '{service}' is {Article(option.Type)} {option.Type}, and '{text}' is not; {Hint(option.Type)}");
             values[name] = value;
         }
+        var total = values.Sum(v => v.Key.Length + Render(v.Value).Length);
+        if (total > MaxTotalLength)
+            return new ConfigDecision.Refused($"the configuration of service '{service}' would hold {FormulaLimits.Count(total)} characters, over the limit of {FormulaLimits.Count(MaxTotalLength)}; reset options it does not need (key=)");
         var before = Effective(options, current);
         var after = Effective(options, values);
         var changed = options.Select(o => o.Name)

@@ -349,7 +349,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         _log.Info("{0}: running config-changed for configuration version {1}", _unit, version);
         _step.HookAsync(Steps.StartStep.ConfigChangedHook, _state.Current, null, _stepCancellation.Token).PipeTo(Self,
             success: failure => new ConfigDelivered(version, failure),
-            failure: ex => new ConfigDelivered(version, ex is OperationCanceledException ? null : ex.GetBaseException().Message));
+            failure: ex => new ConfigDelivered(version, ex is OperationCanceledException ? "cancelled: the unit agent is stopping" : ex.GetBaseException().Message));
     }
 
     /// <summary>

@@ -66,6 +66,16 @@ public sealed class ConfigValuesTests
     }
 
     [Fact]
+    public void A_value_or_a_configuration_too_large_for_the_store_is_refused()
+    {
+        Assert.Contains("over the limit of 65,536", Refuse(("title", new string('x', ConfigValues.MaxValueLength + 1))));
+        IReadOnlyList<ConfigOption> many = Enumerable.Range(0, 10).Select(i => new ConfigOption($"o{i}", "string", null, null)).ToList();
+        var pairs = many.ToDictionary(o => o.Name, _ => new string('x', ConfigValues.MaxValueLength));
+        var refused = Assert.IsType<ConfigDecision.Refused>(ConfigValues.Decide("web", many, Nothing, pairs));
+        Assert.Contains("would hold", refused.Reason);
+    }
+
+    [Fact]
     public void An_empty_value_resets_the_option_to_its_default()
     {
         var current = new Dictionary<string, object> { ["port"] = 9000L, ["title"] = "Blog" };
