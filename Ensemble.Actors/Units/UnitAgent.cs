@@ -297,6 +297,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         {
             _configWatchBackoff = TimeSpan.Zero;
             _configKnown = Math.Max(_configKnown, m.Version);
+            _step.KnownConfig.Value = _configKnown;
             DeliverConfigIfIdle();
         });
         Receive<ConfigWatchFired>(_ =>

@@ -25,6 +25,9 @@ public sealed record UnitStepContext(string Unit, UnitPaths Paths, AgentContext 
     /// </summary>
     public System.Runtime.CompilerServices.StrongBox<int?> DeliveredConfig { get; } = new();
 
+    /// <summary>The newest configuration version the unit agent's store watch has shown (0 until its first read).</summary>
+    public System.Runtime.CompilerServices.StrongBox<int> KnownConfig { get; } = new();
+
     /// <summary>Runs one of the formula's hooks for this unit; null on success, else what went wrong.</summary>
     public async Task<string?> HookAsync(string hook, FormulaRef formula, int? previousRevision, CancellationToken token)
     {
