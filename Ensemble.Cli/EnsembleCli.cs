@@ -34,6 +34,7 @@ public static class EnsembleCli
             MachineCommands.AddMachine(), MachineCommands.RemoveMachine(), MachineCommands.EnableHa(), MachineCommands.Node(),
             ServiceCommands.Deploy(), ServiceCommands.AddUnit(), ServiceCommands.RemoveUnit(), ServiceCommands.DestroyService(),
             RelationCommands.AddRelation(), RelationCommands.RemoveRelation(),
+            ConfigCommands.Set(), ConfigCommands.Get(),
             StatusCommand.Build(), HealthCommand.Build(), UpgradeCommand.Build(), UnitCommands.Resolved(), UnitCommands.Log(),
             CompletionCommand.Build(),
         })

@@ -91,6 +91,8 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
         Command<UnitUpgradeProgressed>(OnProgress);
         Command<ResumeUpgrade>(_ => OnResume());
         Command<DestroyService>(OnDestroyService);
+        Command<SetConfig>(OnSetConfig);
+        Command<GetConfig>(OnGetConfig);
         Hygiene();
     }
 
@@ -347,7 +349,21 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
             // Where the units can go is settled before anything is recorded: a refusal changes nothing.
             var machines = await MachinesForAsync(m.To);
             var formulaRef = await RecordBundleAsync(m.Formula);
-            await _context.Topology.CreateServiceAsync(new ServiceRecord(_name, formulaRef.Id.ToString(), formulaRef.Sha256, m.Repository));
+            // deploy --config: checked against the formula's options before the service exists; a refusal deploys nothing.
+            var config = Configuration.ServiceConfig.Empty;
+            if (m.Config is { Count: > 0 } pairs)
+            {
+                var options = (await _context.Topology.GetFormulaAsync(formulaRef.Id.ToString()))?.Options ?? [];
+                switch (Configuration.ConfigValues.Decide(_name, options, new Dictionary<string, object>(), pairs))
+                {
+                    case Configuration.ConfigDecision.Refused refused:
+                        return Reject(replyTo, RejectionKind.InvalidInput, refused.Reason + "; fix the --config file and deploy again");
+                    case Configuration.ConfigDecision.Accepted accepted:
+                        config = Configuration.ServiceConfig.Of(0, accepted.Values);
+                        break;
+                }
+            }
+            await _context.Topology.CreateServiceAsync(new ServiceRecord(_name, formulaRef.Id.ToString(), formulaRef.Sha256, m.Repository), config);
             await CreatePeerRelationsAsync(formulaRef);
             var events = new List<IServiceEvent> { new ServiceEvents.ServiceCreated(formulaRef, m.Repository) };
             var placed = await PlaceUnitsAsync(state with { Formula = formulaRef }, m.Units, machines, events);
@@ -517,10 +533,84 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
         }
         if (m.DryRun) return new WorkDone([], new UpgradePlanned(_name, deployed.Id, target.Id, selected, bumped), replyTo);
 
+        var dropped = target == deployed ? [] : await MigrateConfigAsync(target);
         await _context.Topology.PutServiceAsync(new ServiceRecord(_name, target.Id.ToString(), target.Sha256, repositoryRoot));
         var runId = Guid.NewGuid().ToString("N")[..12];
         var began = new UpgradeBegan(runId, deployed, target, repositoryRoot, selected, m.MaxParallel ?? int.MaxValue);
-        return new WorkDone([began], new UpgradeStarted(_name, deployed.Id, target.Id, selected, bumped), replyTo);
+        return new WorkDone([began], new UpgradeStarted(_name, deployed.Id, target.Id, selected, bumped,
+            dropped.Count == 0 ? null : dropped.Select(d => d.ToString()).ToList()), replyTo);
+    }
+
+    /// <summary>
+    /// Carries the set values over to the options of <paramref name="target"/> (<see cref="Configuration.ConfigValues.Migrate"/>);
+    /// the ones it drops are removed from the store (a new version, so running units hear of it) and returned.
+    /// </summary>
+    private async Task<IReadOnlyList<Configuration.DroppedOption>> MigrateConfigAsync(FormulaRef target)
+    {
+        var options = (await _context.Topology.GetFormulaAsync(target.Id.ToString()))?.Options ?? [];
+        var config = await _context.Topology.GetConfigAsync(_name);
+        var (kept, dropped) = Configuration.ConfigValues.Migrate(options, config.Typed());
+        if (dropped.Count > 0)
+        {
+            await _context.Topology.PutConfigAsync(_name, Configuration.ServiceConfig.Of(config.Version + 1, kept));
+            _log.Info("{0}: the upgrade to {1} drops options {2}", _name, target.Id, string.Join(", ", dropped));
+        }
+        return dropped;
+    }
+
+    // ---- configuration ----
+
+    /// <summary>
+    /// `ensemble set`: checked against the options of the service's current formula; accepted, the store's configuration
+    /// gets a new version, and every unit agent watching it runs config-changed. Setting what is already set changes nothing.
+    /// </summary>
+    private void OnSetConfig(SetConfig m)
+    {
+        if (Refused(m)) return;
+        RunAsync(async (state, replyTo) =>
+        {
+            var options = await OptionsOfAsync(state);
+            var config = await _context.Topology.GetConfigAsync(_name);
+            switch (Configuration.ConfigValues.Decide(_name, options, config.Typed(), m.Pairs))
+            {
+                case Configuration.ConfigDecision.Refused refused:
+                    return Reject(replyTo, RejectionKind.InvalidInput, refused.Reason);
+                case Configuration.ConfigDecision.Accepted { Changed.Count: 0 }:
+                    return new WorkDone([], new ConfigSet(_name, [], config.Version), replyTo);
+                case Configuration.ConfigDecision.Accepted accepted:
+                    var next = Configuration.ServiceConfig.Of(config.Version + 1, accepted.Values);
+                    await _context.Topology.PutConfigAsync(_name, next);
+                    _log.Info("{0}: configuration version {1} sets {2}", _name, next.Version, string.Join(", ", accepted.Changed));
+                    return new WorkDone([], new ConfigSet(_name, accepted.Changed, next.Version), replyTo);
+                default:
+                    throw new InvalidOperationException("unknown configuration decision");
+            }
+        });
+    }
+
+    /// <summary>`ensemble get`: every option of the current formula, with its default and the value in effect.</summary>
+    private void OnGetConfig(GetConfig m)
+    {
+        if (Refused(m)) return;
+        RunAsync(async (state, replyTo) =>
+        {
+            var options = await OptionsOfAsync(state);
+            var config = await _context.Topology.GetConfigAsync(_name);
+            var values = config.Typed();
+            var effective = Configuration.ConfigValues.Effective(options, values);
+            var entries = options.OrderBy(o => o.Name, StringComparer.Ordinal)
+                .Select(o => new ConfigEntry(o.Name, o.Type, o.Default, o.Description,
+                    effective[o.Name] is { } value ? Configuration.ConfigValues.Render(value) : null, values.ContainsKey(o.Name)))
+                .ToList();
+            return new WorkDone([], new ConfigView(_name, state.Formula!.Id, config.Version, entries), replyTo);
+        });
+    }
+
+    /// <summary>The options of the service's current formula; a record written before options were recorded has none.</summary>
+    private async Task<IReadOnlyList<ConfigOption>> OptionsOfAsync(ServiceState state)
+    {
+        var formula = (await _context.Topology.GetServiceAsync(_name))?.Formula ?? state.Formula!.Id.ToString();
+        return (await _context.Topology.GetFormulaAsync(formula))?.Options ?? [];
     }
 
     private async Task<List<string>> LaggingUnitsAsync(IEnumerable<string> units, FormulaRef formula)

@@ -40,7 +40,9 @@ public sealed class ServiceClient(IControllerChannel channel, string? bundleDire
     /// Deploys the latest revision of <paramref name="formulaName"/> from <paramref name="repository"/> (its units on
     /// machine <paramref name="to"/>, or spread when null): <see cref="ServiceDeployed"/> or a refusal.
     /// </summary>
-    public async Task<object> DeployAsync(string service, string formulaName, string repository, int units, string? to = null)
+    /// <remarks><paramref name="config"/> (`deploy --config`) is checked against the formula's options here, before anything is uploaded, and again by the controller.</remarks>
+    public async Task<object> DeployAsync(string service, string formulaName, string repository, int units, string? to = null,
+        IReadOnlyDictionary<string, string>? config = null)
     {
         var prepared = await channel.AskServicesAsync(new PrepareDeploy(service, repository, units, to), QuestionTimeout);
         if (prepared is not DeployPrepared ready) return prepared;
@@ -49,9 +51,12 @@ public sealed class ServiceClient(IControllerChannel channel, string? bundleDire
             var local = new LocalRepository(repository, LimitsUpTo(ready.MaxRevision));
             if (local.FindLatest(formulaName) is not { } formula)
                 return new CommandRejected(service, RejectionKind.NotFound, $"formula '{formulaName}' not found in repository {local.Root}; check the name or pass --repository");
+            if (config is { Count: > 0 } &&
+                Configuration.ConfigValues.Decide(service, formula.Config, new Dictionary<string, object>(), config) is Configuration.ConfigDecision.Refused refusedConfig)
+                return new CommandRejected(service, RejectionKind.InvalidInput, refusedConfig.Reason + "; fix the --config file and deploy again");
             using var bundle = FormulaPacker.Pack(formula, limits: local.Limits, directory: bundleDirectory);
             if (await UploadAsync(bundle) is UploadRefused refused) return new CommandRejected(service, refused.Kind, refused.Reason);
-            return await channel.AskServicesAsync(new DeployService(service, bundle.Ref, local.Root, units, to), RequestTimeout);
+            return await channel.AskServicesAsync(new DeployService(service, bundle.Ref, local.Root, units, to, config is { Count: > 0 } ? config : null), RequestTimeout);
         });
     }
 

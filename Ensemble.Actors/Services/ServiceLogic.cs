@@ -45,6 +45,8 @@ public static class ServiceLogic
                 return state.Upgrade is { } running
                     ? Reject(RejectionKind.Conflict, $"an upgrade of '{name}' to {running.To.Id} is running; wait for it to finish before destroying the service")
                     : null;
+            case SetConfig or GetConfig:
+                return !state.Deployed ? NotDeployed() : null;
             case ResolveUnit resolve:
                 return !state.Deployed ? NotDeployed() : UnknownUnit(resolve.Unit);
             case PrepareUpgrade prepare:

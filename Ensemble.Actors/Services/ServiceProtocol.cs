@@ -25,7 +25,9 @@ public static class ServiceRequests
     /// the operator's machine: remembered for later upgrades, never opened by the controller. <paramref name="To"/>: the
     /// machine every unit goes on (`--to`); null spreads them over the started machines.
     /// </summary>
-    public sealed record DeployService(string Service, FormulaRef Formula, string Repository, int Units, string? To = null) : IServiceCommand;
+    /// <remarks>Config: option → value as the operator typed it (`deploy --config`), checked against the formula's options before anything is recorded.</remarks>
+    public sealed record DeployService(string Service, FormulaRef Formula, string Repository, int Units, string? To = null,
+        IReadOnlyDictionary<string, string>? Config = null) : IServiceCommand;
 
     /// <summary>To: the machine every unit goes on (`--to`); null spreads them over the started machines.</summary>
     public sealed record AddUnits(string Service, int Count, string? To = null) : IServiceCommand;
@@ -66,6 +68,16 @@ public static class ServiceRequests
 
     public sealed record GetUpgradeStatus(string Service) : IServiceCommand;
 
+    /// <summary>
+    /// Sets options of the service's configuration (`ensemble set`): option → value as typed; an empty value resets
+    /// the option to its default. Answered with <see cref="ServiceReplies.ConfigSet"/>, or with
+    /// <see cref="ServiceReplies.CommandRejected"/> (InvalidInput) when any pair does not fit, and then nothing changed.
+    /// </summary>
+    public sealed record SetConfig(string Service, IReadOnlyDictionary<string, string> Pairs) : IServiceCommand;
+
+    /// <summary>Every option of the service's current formula with its value (`ensemble get`): answered with <see cref="ServiceReplies.ConfigView"/>.</summary>
+    public sealed record GetConfig(string Service) : IServiceCommand;
+
     /// <summary>Stops every unit of the service (stop hook), removes them and the service.</summary>
     public sealed record DestroyService(string Service) : IServiceCommand;
 
@@ -100,7 +112,21 @@ public static class ServiceReplies
     /// <summary>The unit is gone; or, when WaitingForMachine is set, that machine's agent is down and removes it when back.</summary>
     public sealed record UnitDestroyed(string Service, string Unit, string? WaitingForMachine = null) : IWireMessage;
 
-    public sealed record UpgradeStarted(string Service, FormulaId From, FormulaId To, IReadOnlyList<string> Units, bool RevisionBumped) : IWireMessage;
+    /// <summary>DroppedOptions: the set options the new revision no longer takes, each as "name (why)"; their values are gone.</summary>
+    public sealed record UpgradeStarted(string Service, FormulaId From, FormulaId To, IReadOnlyList<string> Units, bool RevisionBumped,
+        IReadOnlyList<string>? DroppedOptions = null) : IWireMessage;
+
+    /// <summary>The configuration changed (Changed: the options whose value moved, none when it was already so); Version is the store's.</summary>
+    public sealed record ConfigSet(string Service, IReadOnlyList<string> Changed, int Version) : IWireMessage;
+
+    /// <summary>
+    /// One option as `ensemble get` shows it: Value is the value in effect (set, else the default; null when neither),
+    /// rendered invariantly; Set says whether the operator set it.
+    /// </summary>
+    public sealed record ConfigEntry(string Name, string Type, string? Default, string? Description, string? Value, bool Set);
+
+    /// <summary>The service's options under its current formula, by name, and the configuration's version.</summary>
+    public sealed record ConfigView(string Service, FormulaId Formula, int Version, IReadOnlyList<ConfigEntry> Options) : IWireMessage;
 
     public sealed record UpgradePlanned(string Service, FormulaId From, FormulaId To, IReadOnlyList<string> Units, bool RevisionBumped) : IWireMessage;
 

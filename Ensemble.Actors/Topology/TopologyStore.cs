@@ -26,6 +26,7 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
     public string ServicePath(string service) => $"{ServicesPath}/{service}";
     public string UnitsPath(string service) => $"{ServicePath(service)}/units";
     public string UnitPath(string unit) => $"{UnitsPath(UnitNames.ServiceOf(unit))}/{UnitNames.NumberOf(unit)}";
+    public string ConfigPath(string service) => $"{ServicePath(service)}/config";
     public string UpgradeFlagPath(string unit) => $"{UnitPath(unit)}/upgrade";
     public string FormulaPath(string formulaId) => $"{FormulasPath}/{formulaId.Replace(':', '_')}";
     public string AgentPath(string machine) => $"{AgentsPath}/{machine}";
@@ -55,11 +56,12 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
     public async Task<IReadOnlyList<string>> ListServicesAsync() =>
         (await store.GetChildrenAsync(ServicesPath)).Children;
 
-    /// <summary>Creates the service with its units container in one transaction.</summary>
-    public Task CreateServiceAsync(ServiceRecord service) => store.MultiAsync(
+    /// <summary>Creates the service with its units container and its configuration (empty unless given) in one transaction.</summary>
+    public Task CreateServiceAsync(ServiceRecord service, Configuration.ServiceConfig? config = null) => store.MultiAsync(
     [
         new StoreOp.Create(ServicePath(service.Name), Encode(service)),
         new StoreOp.Create(UnitsPath(service.Name), []),
+        new StoreOp.Create(ConfigPath(service.Name), Encode(config ?? Configuration.ServiceConfig.Empty)),
     ]);
 
     public Task PutServiceAsync(ServiceRecord service) => store.SetDataAsync(ServicePath(service.Name), Encode(service));
@@ -75,8 +77,51 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
             ops.Add(new StoreOp.Delete(UnitPath(unit.Name)));
         }
         ops.Add(new StoreOp.Delete(UnitsPath(service)));
+        if (await store.ExistsAsync(ConfigPath(service)) is not null) ops.Add(new StoreOp.Delete(ConfigPath(service)));
         ops.Add(new StoreOp.Delete(ServicePath(service)));
         await store.MultiAsync(ops);
+    }
+
+    // ---- configuration ----
+
+    /// <summary>
+    /// The service's configuration; a service created before configuration existed has no node, which reads as
+    /// empty (version 0). A <paramref name="watcher"/> is armed either way: on the node's data, or on its creation.
+    /// </summary>
+    public async Task<Configuration.ServiceConfig> GetConfigAsync(string service, Action<WatchEvent>? watcher = null)
+    {
+        var path = ConfigPath(service);
+        byte[] data;
+        try
+        {
+            data = (await store.GetDataAsync(path, watcher)).Data;
+        }
+        catch (NoNodeException)
+        {
+            // Arms the watch on the node's creation; if it was created meanwhile, read it after all.
+            if (await store.ExistsAsync(path, watcher) is null) return Configuration.ServiceConfig.Empty;
+            return await GetConfigAsync(service);
+        }
+        return Decode<Configuration.ServiceConfig>(path, data) ?? Configuration.ServiceConfig.Empty;
+    }
+
+    /// <summary>Writes the service's configuration (creating the node for a service deployed before configuration existed).</summary>
+    public async Task PutConfigAsync(string service, Configuration.ServiceConfig config)
+    {
+        try { await store.SetDataAsync(ConfigPath(service), Encode(config)); }
+        catch (NoNodeException) { await store.CreateAsync(ConfigPath(service), Encode(config)); }
+    }
+
+    /// <summary>
+    /// The effective configuration of the service's units (<see cref="Configuration.ConfigValues.Effective"/>): every
+    /// option of its current formula, set or default, typed string, long, double or bool; null when neither.
+    /// Empty when the service is not deployed or its formula record names no options.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, object?>> EffectiveConfigAsync(string service)
+    {
+        if (await GetServiceAsync(service) is not { } record) return new Dictionary<string, object?>();
+        var options = (await GetFormulaAsync(record.Formula))?.Options ?? [];
+        return Configuration.ConfigValues.Effective(options, (await GetConfigAsync(service)).Typed());
     }
 
     // ---- units ----
@@ -178,7 +223,10 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
         var service = UnitNames.ServiceOf(unit);
         if (await GetServiceAsync(service) is not { Dying: true }) return;
         if ((await store.GetChildrenAsync(UnitsPath(service))).Children.Count > 0) return;
-        try { await store.MultiAsync([new StoreOp.Delete(UnitsPath(service)), new StoreOp.Delete(ServicePath(service))]); }
+        var ops = new List<StoreOp> { new StoreOp.Delete(UnitsPath(service)) };
+        if (await store.ExistsAsync(ConfigPath(service)) is not null) ops.Add(new StoreOp.Delete(ConfigPath(service)));
+        ops.Add(new StoreOp.Delete(ServicePath(service)));
+        try { await store.MultiAsync(ops); }
         catch (NoNodeException) { }
     }
 
@@ -356,6 +404,12 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
         {
             return null;
         }
+        return Decode<T>(path, data);
+    }
+
+    /// <summary>The record in a node's data (see <see cref="ReadAsync{T}"/>); null when the data is empty.</summary>
+    private static T? Decode<T>(string path, byte[] data) where T : class
+    {
         if (data.Length == 0) return null;
         T? record;
         try

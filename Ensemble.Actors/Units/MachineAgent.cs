@@ -34,6 +34,7 @@ public sealed class MachineAgent : ReceiveActor, IWithTimers
             _announceBackoff = TimeSpan.Zero;
             Announce();
             Context.Child(RelationWatcherName).Tell(Relations.RelationWatcher.ReadAgain.Instance);
+            foreach (var unitAgent in _units.Keys) unitAgent.Tell(UnitAgent.ConfigWatchLost.Instance);
         });
         // The relations as the store has them now: every unit agent works out what its own units must be told.
         Receive<Relations.RelationsSnapshot>(m =>

@@ -38,7 +38,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         _unit = unit;
         _context = context;
         _paths = UnitPaths.For(context.UnitsDirectory, unit);
-        _step = new UnitStepContext(unit, _paths, context, _log) { ToolData = () => HookData(null) };
+        _step = new UnitStepContext(unit, _paths, context, _log) { ToolData = config => HookData(null, config) };
         _state = UnitStateFile.Load(_paths) ?? UnitState.New(unit);
         Telemetry.EnsembleMetrics.Units.Track(Self, unit, () => _state.Phase);
 
@@ -55,7 +55,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         Receive<Drain>(_ =>
         {
             _drainedReplyTo = Sender;
-            if (!_stepRunning && !_relationBusy) Sender.Tell(new Drained());
+            if (!_stepRunning && !_relationBusy && !_configRunning) Sender.Tell(new Drained());
         });
         Receive<RelationsSnapshot>(m =>
         {
@@ -69,6 +69,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         {
             if (m.Incarnation == _incarnation) RunRelations();
         });
+        Configuration();
     }
 
     public static Props Props(string unit, AgentContext context) => Akka.Actor.Props.Create(typeof(UnitAgent), unit, context);
@@ -77,6 +78,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
     {
         BeginStep();
         Context.Parent.Tell(RelationsSnapshot.Request.Instance);
+        WatchConfig();
     }
 
     protected override void PostStop()
@@ -115,6 +117,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
 
     private void OnResolve(ResolveUnitError m)
     {
+        if (ResolveConfigFailure(m)) return;
         if (_relationError is not null && !_state.IsError)
         {
             ResolveRelationError(m.Retry);
@@ -235,6 +238,8 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
     {
         var step = UnitLifecycle.StepFor(_state);
         if (step == UnitStep.None) return;
+        // One hook at a time: a step due while config-changed runs begins when it has finished.
+        if (_configRunning) return;
         // Shutting down: the step is persisted as current and will run when the agent starts again.
         if (_drainedReplyTo is not null) return;
         // Hooks of one unit never overlap: the step waits for the relation hook running now.
@@ -286,9 +291,13 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         _storeBackoff = TimeSpan.Zero;
         // A lifecycle hook may have written relation settings (relation-set -r): read this unit's members again.
         _own.Clear();
+        // The start step ran config-changed for this configuration: recorded with the move to running.
+        if (m.Step == UnitStep.Start && m.Failure is null && _step.DeliveredConfig.Value is { } delivered)
+            _state = _state with { ConfigVersion = Math.Max(_state.ConfigVersion, delivered) };
         Offer(m.Failure is null ? UnitTrigger.Succeeded : new UnitTrigger.StepFailed(m.Failure));
         if (m.Step == UnitStep.Record && m.Failure is null) CompleteWaiters();
         if (_drainedReplyTo is not null && !_stepRunning) _drainedReplyTo.Tell(new Drained());
+        DeliverConfigIfIdle();
         RunRelations();
     }
 
@@ -349,7 +358,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
     /// </summary>
     private void RunRelations()
     {
-        if (_relationBusy || _stepRunning || _relationError is not null || _drainedReplyTo is not null) return;
+        if (_relationBusy || _stepRunning || _configRunning || _relationError is not null || _drainedReplyTo is not null) return;
         if (_state.Phase != UnitPhase.Running || _state.Operation != UnitOperation.None) return;
         var service = UnitNames.ServiceOf(_unit);
         var unknown = _relations.Relations.Values.Where(v => v.Record.Involves(service) && !_own.ContainsKey(v.Record.Id)).Select(v => v.Record.Id).ToList();
@@ -410,7 +419,8 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         IReadOnlyDictionary<int, IReadOnlyDictionary<string, string?>> writes;
         if (_context.Tools is { } tools)
         {
-            var outcome = await tools.RunAsync(_context.Hooks, hook.HookName, context, HookData(hook), scope, token);
+            var config = await _context.Topology.EffectiveConfigAsync(service);
+            var outcome = await tools.RunAsync(_context.Hooks, hook.HookName, context, HookData(hook, config), scope, token);
             (result, writes) = (outcome.Result, outcome.Writes);
         }
         else
@@ -427,18 +437,18 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
     }
 
     /// <summary>What the unit's hook tools see in a hook starting now (read on the hook's thread: an immutable view).</summary>
-    private Hooks.Tools.IHookToolData HookData(RelationAction.Hook? hook)
+    private Hooks.Tools.IHookToolData HookData(RelationAction.Hook? hook, IReadOnlyDictionary<string, object?> config)
     {
         var view = _view;
-        return new UnitHookData(_unit, _context.Tools?.Address ?? "127.0.0.1", view.Snapshot, view.Own, view.Config, hook);
+        return new UnitHookData(_unit, _context.Tools?.Address ?? "127.0.0.1", view.Snapshot, view.Own, config, hook);
     }
 
-    /// <summary>The relations and configuration as the actor last knew them, for hook tools on other threads.</summary>
-    private sealed record HookView(RelationsSnapshot Snapshot, IReadOnlyDictionary<int, RelationMember?> Own, IReadOnlyDictionary<string, object?> Config);
+    /// <summary>The relations as the actor last knew them, for hook tools on other threads.</summary>
+    private sealed record HookView(RelationsSnapshot Snapshot, IReadOnlyDictionary<int, RelationMember?> Own);
 
-    private volatile HookView _view = new(RelationsSnapshot.Empty, new Dictionary<int, RelationMember?>(), new Dictionary<string, object?>());
+    private volatile HookView _view = new(RelationsSnapshot.Empty, new Dictionary<int, RelationMember?>());
 
-    private void RefreshView() => _view = _view with { Snapshot = _relations, Own = new Dictionary<int, RelationMember?>(_own) };
+    private void RefreshView() => _view = new HookView(_relations, new Dictionary<int, RelationMember?>(_own));
 
     private async Task<RelationDone> CommitAsync(RelationAction.Hook hook, RelationMember me, IReadOnlyDictionary<string, string?>? writes, bool resolved = false)
     {
@@ -480,6 +490,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
             BeginStep();
             return;
         }
+        DeliverConfigIfIdle();
         RunRelations();
     }
 
@@ -501,6 +512,136 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         if (_relationBusy || _own.GetValueOrDefault(failure.Hook.RelationId) is not { } me) return;
         _relationBusy = true;
         CommitAsync(failure.Hook, me, writes: null, resolved: true).PipeTo(Self, failure: ex => new RelationDone(failure.Hook, null, null, ex));
+    }
+
+    // ---- configuration ----
+
+    /// <summary>The service's configuration node holds this version (learnt from its store watch).</summary>
+    public sealed record ConfigChanged(int Version);
+
+    private sealed record ConfigWatchFired;
+
+    /// <summary>The store session was replaced, and its watches went with it: read the configuration again and re-arm.</summary>
+    public sealed record ConfigWatchLost
+    {
+        public static readonly ConfigWatchLost Instance = new();
+    }
+
+    private sealed record ConfigWatchFailed(Exception Cause);
+
+    private sealed record ConfigDelivered(int Version, string? Failure);
+
+    /// <summary>The newest configuration version the store showed; the unit's state says which one it has delivered.</summary>
+    private int _configKnown;
+    private bool _configRunning;
+    private bool _configWatchArmed;
+    /// <summary>A version whose config-changed failed while running: not run again until resolved, or a newer version.</summary>
+    private int? _configFailed;
+    private TimeSpan _configWatchBackoff = TimeSpan.Zero;
+
+    private void Configuration()
+    {
+        Receive<ConfigChanged>(m =>
+        {
+            _configWatchBackoff = TimeSpan.Zero;
+            _configKnown = Math.Max(_configKnown, m.Version);
+            _step.KnownConfig.Value = _configKnown;
+            DeliverConfigIfIdle();
+        });
+        Receive<ConfigWatchFired>(_ =>
+        {
+            _configWatchArmed = false;
+            WatchConfig();
+        });
+        Receive<ConfigWatchLost>(_ =>
+        {
+            _configWatchArmed = false;
+            WatchConfig();
+        });
+        Receive<ConfigWatchFailed>(m =>
+        {
+            _configWatchArmed = false;
+            _configWatchBackoff = Coordination.StoreTrouble.NextWait(_configWatchBackoff);
+            _log.Warning("{0}: cannot read the service's configuration ({1}); trying again in {2:0.##} s",
+                _unit, m.Cause.GetBaseException().Message, _configWatchBackoff.TotalSeconds);
+            Timers.StartSingleTimer("config-watch", new ConfigWatchFired(), _configWatchBackoff);
+        });
+        Receive<ConfigDelivered>(OnConfigDelivered);
+    }
+
+    /// <summary>
+    /// Reads the service's configuration node and arms a one-shot store watch on it; each fire reads it again (and so
+    /// re-arms). One watch per unit agent: it needs nothing from the machine agent, and ZooKeeper keeps one watch per
+    /// path and session however many are armed.
+    /// </summary>
+    private void WatchConfig()
+    {
+        if (_configWatchArmed) return;
+        _configWatchArmed = true;
+        var self = Self;
+        _context.Topology.GetConfigAsync(UnitNames.ServiceOf(_unit), _ => self.Tell(new ConfigWatchFired()))
+            .PipeTo(Self, success: config => new ConfigChanged(config.Version), failure: ex => new ConfigWatchFailed(ex));
+    }
+
+    /// <summary>
+    /// Runs config-changed for a configuration the unit has not had yet, when the unit runs with nothing else to do
+    /// (no operation, no step); otherwise the check is made again when the step finishes. Deploys and upgrades deliver
+    /// the configuration in their start step.
+    /// </summary>
+    private void DeliverConfigIfIdle()
+    {
+        if (_stepRunning || _configRunning || _relationBusy || _drainedReplyTo is not null) return;
+        if (_state.Phase != UnitPhase.Running || _state.Operation != UnitOperation.None || _state.Current is null) return;
+        var version = _configKnown;
+        if (version <= _state.ConfigVersion || _configFailed == version) return;
+        _configRunning = true;
+        _log.Info("{0}: running config-changed for configuration version {1}", _unit, version);
+        _step.HookAsync(Steps.StartStep.ConfigChangedHook, _state.Current, null, _stepCancellation.Token).PipeTo(Self,
+            success: failure => new ConfigDelivered(version, failure),
+            failure: ex => new ConfigDelivered(version, ex is OperationCanceledException ? "cancelled: the unit agent is stopping" : ex.GetBaseException().Message));
+    }
+
+    /// <summary>
+    /// config-changed ran. A failure leaves the unit running (what it runs did not change) with the cause as its error
+    /// in the store, until `resolved --retry` runs the hook again, `resolved` accepts it, or a newer configuration comes.
+    /// </summary>
+    private void OnConfigDelivered(ConfigDelivered m)
+    {
+        _configRunning = false;
+        if (m.Failure is null)
+        {
+            var hadFailed = _configFailed is not null;
+            _configFailed = null;
+            _state = Persist(_state with { ConfigVersion = Math.Max(_state.ConfigVersion, m.Version) });
+            if (hadFailed && !_state.IsError) Publish(_state.Phase, null);
+        }
+        else
+        {
+            _configFailed = m.Version;
+            var cause = $"config-changed failed: {m.Failure}; fix the formula or the configuration, then run 'ensemble resolved --retry {_unit}'";
+            _log.Error("{0}: {1}", _unit, cause);
+            Publish(_state.Phase, cause);
+        }
+        if (_drainedReplyTo is not null)
+        {
+            _drainedReplyTo.Tell(new Drained());
+            return;
+        }
+        BeginStep();
+        DeliverConfigIfIdle();
+        RunRelations();
+    }
+
+    /// <summary>`resolved` on a unit whose config-changed failed while running: --retry runs it again, without accepts the failure.</summary>
+    private bool ResolveConfigFailure(ResolveUnitError m)
+    {
+        if (_configFailed is not { } failed || _state.IsError) return false;
+        _configFailed = null;
+        if (!m.Retry) _state = Persist(_state with { ConfigVersion = Math.Max(_state.ConfigVersion, failed) });
+        Publish(_state.Phase, null);
+        Sender.Tell(new UnitResolved(_unit, _state.Phase));
+        DeliverConfigIfIdle();
+        return true;
     }
 
     private void CompleteWaiters()

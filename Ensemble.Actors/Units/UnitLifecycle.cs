@@ -33,6 +33,8 @@ public enum UnitStep { None, Install, Start, Download, Stop, Extract, UpgradeHoo
 /// <summary>
 /// The unit's persisted lifecycle state: enough to resume or idempotently redo the current step after a crash.
 /// Current is the formula in the unit's formula directory; Target the one an operation moves it to.
+/// ConfigVersion: the version of the service's configuration the unit's config-changed hook last ran for (0 in
+/// state files written before configuration existed), so a restarted agent runs it once for a change it missed.
 /// </summary>
 public sealed record UnitState(
     string Unit,
@@ -42,7 +44,8 @@ public sealed record UnitState(
     UnitOperation Operation,
     int? PreviousRevision,
     UnitPhase? FailedStep,
-    string? Error)
+    string? Error,
+    int ConfigVersion = 0)
 {
     public static UnitState New(string unit) => new(unit, UnitPhase.Pending, null, null, UnitOperation.None, null, null, null);
 

@@ -19,10 +19,11 @@ public static class ServiceCommands
         var formula = new Argument<string>("formula") { Description = "The formula's name in the repository." };
         var service = new Argument<string?>("service") { Description = "The service's name (default: the formula's).", Arity = ArgumentArity.ZeroOrOne };
         var to = ToOption();
+        var config = new Option<string?>("--config") { Description = "A YAML file of settings, '<service>: {option: value}' (Juju's format); checked before anything is deployed.", HelpName = "FILE" };
         var command = new Command("deploy",
             "Deploy the latest revision of <formula> from the repository DIR on this machine as <service> with N units; the formula is uploaded to the environment.")
         {
-            repository, units, wait, to, formula, service,
+            repository, units, wait, to, config, formula, service,
         };
         command.SetAction(parsed =>
         {
@@ -31,10 +32,11 @@ public static class ServiceCommands
             var directory = Repository(parsed.GetValue(repository) ?? ".");
             var count = parsed.GetValue(units) ?? 1;
             var machine = parsed.GetValue(to) is { } named ? MachineName(named) : null;
+            var settings = parsed.GetValue(config) is { } file ? ConfigCommands.ReadConfigFile(file, serviceName) : null;
             return WithClientAsync(parsed, async client =>
             {
                 // The repository is read here, on the operator's machine; the controller gets the uploaded bundle.
-                var reply = await new ServiceClient(client).DeployAsync(serviceName, formulaName, directory, count, machine);
+                var reply = await new ServiceClient(client).DeployAsync(serviceName, formulaName, directory, count, machine, settings);
                 if (reply is not ServiceDeployed deployed) throw ControllerClient.Rejected(reply);
                 Console.WriteLine($"deployed {deployed.Formula} as service '{deployed.Service}' with units {string.Join(", ", deployed.Units)}");
                 return parsed.GetValue(wait) ? await WaitForUnitsAsync(client, deployed.Service, deployed.Units) : ExitCodes.Ok;

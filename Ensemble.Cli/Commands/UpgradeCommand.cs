@@ -43,6 +43,8 @@ public static class UpgradeCommand
                         return ExitCodes.Ok;
                     case UpgradeStarted started:
                         Say($"upgrading '{name}' from {started.From} to {started.To}{(started.RevisionBumped ? " (edited in place: next revision)" : "")} on {string.Join(", ", started.Units)}");
+                        if (started.DroppedOptions is { Count: > 0 } dropped)
+                            Say($"dropped options: {string.Join(", ", dropped)} (their values are gone; see 'ensemble get {name}')");
                         if (!parsed.GetValue(wait)) return ExitCodes.Ok;
                         var outcome = await ProgressDisplay.RunAsync(show => UpgradeWatch.FollowAsync(client, started, show));
                         Say(outcome.Missed.Count == 0

@@ -67,6 +67,11 @@ public sealed class BadInputCatalogueTests(CatalogueEnvironment fixture, ITestOu
         { "not a valid service name", 2, ["deploy", "--repository", Repo, "base", "a_b"] },
         { "not a valid service name", 2, ["upgrade-formula", "no/slash"] },
         { "formula 'ghost' not found", 3, ["deploy", "--repository", Repo, "ghost"] },
+        // configuration ('base' declares no options)
+        { "has no option 'port': its formula declares no options", 2, ["set", "base", "port=81"] },
+        { "'port' is not an option setting; write key=value", 2, ["set", "base", "port"] },
+        { "service 'ghost' is not deployed", 3, ["get", "ghost"] },
+        { "config file /nonexistent/config.yaml does not exist", 3, ["deploy", "--repository", Repo, "--config", "/nonexistent/config.yaml", "base", "other"] },
         { "already deployed", 6, ["deploy", "--repository", Repo, "base"] },
         { "does not exist", 3, ["deploy", "--repository", "/nonexistent/repository", "base", "other"] },
         // units

@@ -19,8 +19,17 @@ public interface IUnitStep
 /// <summary>What a step works with: the unit, its directories, and what the machine's unit agents share.</summary>
 public sealed record UnitStepContext(string Unit, UnitPaths Paths, AgentContext Agent, ILoggingAdapter Log)
 {
-    /// <summary>What the unit's hook tools see (its relations, configuration, address) when a hook starts; null: no tools.</summary>
-    public Func<Hooks.Tools.IHookToolData>? ToolData { get; init; }
+    /// <summary>
+    /// The configuration version the start step's config-changed ran for; the unit agent records it in the unit's state
+    /// when the step succeeds (a step only answers success or failure).
+    /// </summary>
+    public System.Runtime.CompilerServices.StrongBox<int?> DeliveredConfig { get; } = new();
+
+    /// <summary>The newest configuration version the unit agent's store watch has shown (0 until its first read).</summary>
+    public System.Runtime.CompilerServices.StrongBox<int> KnownConfig { get; } = new();
+
+    /// <summary>What the unit's hook tools see (its relations and address, with the configuration given) when a hook starts; null: no tools.</summary>
+    public Func<IReadOnlyDictionary<string, object?>, Hooks.Tools.IHookToolData>? ToolData { get; init; }
 
     /// <summary>
     /// Runs one of the formula's hooks for this unit, with the hook tools when the machine has them; null on success,
@@ -33,7 +42,9 @@ public sealed record UnitStepContext(string Unit, UnitPaths Paths, AgentContext 
             var plain = await Agent.Hooks.RunAsync(hook, HookContextFor(formula, previousRevision), token);
             return plain.Succeeded ? null : plain.Describe();
         }
-        var outcome = await tools.RunAsync(Agent.Hooks, hook, HookContextFor(formula, previousRevision), ToolData(), scope: null, token);
+        // The configuration as the store has it when the hook starts: config-get answers from it.
+        var config = await Agent.Topology.EffectiveConfigAsync(UnitNames.ServiceOf(Unit));
+        var outcome = await tools.RunAsync(Agent.Hooks, hook, HookContextFor(formula, previousRevision), ToolData(config), scope: null, token);
         if (!outcome.Result.Succeeded) return outcome.Result.Describe();
         await Relations.RelationSettings.CommitWritesAsync(new Relations.RelationStore(Agent.Topology), Unit, outcome.Writes, except: null);
         return null;
