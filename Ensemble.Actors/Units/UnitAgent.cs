@@ -419,7 +419,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         IReadOnlyDictionary<int, IReadOnlyDictionary<string, string?>> writes;
         if (_context.Tools is { } tools)
         {
-            var config = await _context.Topology.EffectiveConfigAsync(service);
+            var config = await _step.ConfigAsync();
             var outcome = await tools.RunAsync(_context.Hooks, hook.HookName, context, HookData(hook, config), scope, token);
             (result, writes) = (outcome.Result, outcome.Writes);
         }

@@ -42,12 +42,30 @@ public sealed record UnitStepContext(string Unit, UnitPaths Paths, AgentContext 
             var plain = await Agent.Hooks.RunAsync(hook, HookContextFor(formula, previousRevision), token);
             return plain.Succeeded ? null : plain.Describe();
         }
-        // The configuration as the store has it when the hook starts: config-get answers from it.
-        var config = await Agent.Topology.EffectiveConfigAsync(UnitNames.ServiceOf(Unit));
+        var config = await ConfigAsync();
         var outcome = await tools.RunAsync(Agent.Hooks, hook, HookContextFor(formula, previousRevision), ToolData(config), scope: null, token);
         if (!outcome.Result.Succeeded) return outcome.Result.Describe();
         await Relations.RelationSettings.CommitWritesAsync(new Relations.RelationStore(Agent.Topology), Unit, outcome.Writes, except: null);
         return null;
+    }
+
+    private readonly System.Runtime.CompilerServices.StrongBox<IReadOnlyDictionary<string, object?>> _lastConfig = new(new Dictionary<string, object?>());
+
+    /// <summary>
+    /// The unit's configuration as the store has it when a hook starts (config-get answers from it); while the store
+    /// cannot be read, the last configuration read — a hook is not held up by a store outage for it.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, object?>> ConfigAsync()
+    {
+        try
+        {
+            return _lastConfig.Value = await Agent.Topology.EffectiveConfigAsync(UnitNames.ServiceOf(Unit)).WaitAsync(TimeSpan.FromSeconds(5));
+        }
+        catch (Exception ex) when (ex is Coordination.StoreException or TimeoutException || Coordination.StoreTrouble.IsTransient(ex))
+        {
+            Log.Warning("{0}: the store did not give the configuration ({1}); the hook's config-get answers from the last one read", Unit, ex.GetBaseException().Message);
+            return _lastConfig.Value!;
+        }
     }
 
     public HookContext HookContextFor(FormulaRef formula, int? previousRevision = null) => new(
