@@ -143,6 +143,23 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         var step = _step;
         var unit = _unit;
         var hooks = _context.Hooks;
+        var tools = _context.Tools;
+        var view = _view;
+
+        // The relation hooks of a unit being removed, with its hook tools (the machine's, so they outlive this actor).
+        async Task<HookResult> LeavingHookAsync(RelationAction.Hook hook, string relationId)
+        {
+            var context = step.HookContextFor(formula!);
+            if (tools is null)
+            {
+                var environment = new Dictionary<string, string> { ["ENSEMBLE_RELATION"] = hook.Name, ["ENSEMBLE_RELATION_ID"] = relationId };
+                if (hook.Remote is not null) environment["ENSEMBLE_REMOTE_UNIT"] = hook.Remote;
+                return await hooks.RunAsync(hook.HookName, context with { Environment = environment }, CancellationToken.None);
+            }
+            var data = new UnitHookData(unit, tools.Address, view.Snapshot, view.Own, await step.ConfigAsync(), hook);
+            var scope = new Hooks.Tools.RelationHookScope(hook.RelationId, hook.Name, hook.Remote);
+            return (await tools.RunAsync(hooks, hook.HookName, context, data, scope, CancellationToken.None)).Result;
+        }
         var relations = RelationStore;
         var log = _log;
         RemoveAsync().PipeTo(replyTo, success: () => new UnitRemoved(_unit));
@@ -152,7 +169,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
         async Task RemoveAsync()
         {
             // Out of its relations first: -departed for each remote unit it knew, then -broken; the remote units see it go.
-            await LeaveRelationsAsync(unit, relations, running ? (hook, environment) => hooks.RunAsync(hook, step.HookContextFor(formula!) with { Environment = environment }, CancellationToken.None) : null, log);
+            await LeaveRelationsAsync(unit, relations, running ? LeavingHookAsync : null, log);
             if (running)
                 await _context.Hooks.RunAsync("stop", step.HookContextFor(formula!), CancellationToken.None);
             if (Directory.Exists(paths.Root)) Directory.Delete(paths.Root, recursive: true);
@@ -304,7 +321,7 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
     // ---- relations ----
 
     /// <summary>A removed unit leaves every relation it is in; a failing hook is logged and the removal goes on.</summary>
-    private static async Task LeaveRelationsAsync(string unit, RelationStore store, Func<string, IReadOnlyDictionary<string, string>, Task<HookResult>>? runHook, ILoggingAdapter log)
+    private static async Task LeaveRelationsAsync(string unit, RelationStore store, Func<RelationAction.Hook, string, Task<HookResult>>? runHook, ILoggingAdapter log)
     {
         var service = UnitNames.ServiceOf(unit);
         foreach (var relation in (await store.ListAsync()).Where(r => r.Involves(service)))
@@ -313,13 +330,12 @@ public sealed class UnitAgent : ReceiveActor, IWithTimers
             var name = relation.EndpointOf(service)!.Name;
             if (runHook is not null)
             {
-                var environment = new Dictionary<string, string> { ["ENSEMBLE_RELATION"] = name, ["ENSEMBLE_RELATION_ID"] = relation.IdFor(service) };
                 foreach (var remote in me.Seen.Keys.Order(UnitOrder.Instance))
                 {
-                    var result = await runHook($"{name}-relation-departed", new Dictionary<string, string>(environment) { ["ENSEMBLE_REMOTE_UNIT"] = remote });
+                    var result = await runHook(new RelationAction.Hook(relation.Id, name, RelationHookKind.Departed, remote, 0), relation.IdFor(service));
                     if (!result.Succeeded) log.Warning("{0}: while removed: {1}", unit, result.Describe());
                 }
-                var broken = await runHook($"{name}-relation-broken", environment);
+                var broken = await runHook(new RelationAction.Hook(relation.Id, name, RelationHookKind.Broken, null, 0), relation.IdFor(service));
                 if (!broken.Succeeded) log.Warning("{0}: while removed: {1}", unit, broken.Describe());
             }
             await store.LeaveAsync(relation.Id, unit);
