@@ -40,12 +40,8 @@ public sealed class FormulaTransferTests(ITestOutputHelper output)
     {
         await using var env = await MultiHostEnvironment.StartAsync(output, "a1", "a2");
         var (a1, a2) = (env.Network["a1"], env.Network["a2"]);
-        var node1 = env.StartLine(a1, await env.AddMachineAsync("a1"));
-        var node2 = env.StartLine(a2, await env.AddMachineAsync("a2"));
-        await node1.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
-        await node2.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
-        await env.StatusUntilAsync(s => MultiHostEnvironment.MachineState(s, "a1") == "started" && MultiHostEnvironment.MachineState(s, "a2") == "started",
-            TimeSpan.FromSeconds(60), "a1 and a2 started");
+        var nodes = await env.StartAgentsAsync("a1", "a2");
+        var (node1, node2) = (nodes[0], nodes[1]);
 
         // The repository is on the operator's host only: no other host sees it.
         var repository = Path.Combine(env.Operator.DataRoot, "formulas");

@@ -105,6 +105,19 @@ public sealed class MultiHostEnvironment : IAsyncDisposable
         return Assert.Single(lines, l => !l.StartsWith('#'));
     }
 
+    /// <summary>
+    /// Adds each machine (named as its host), runs add-machine's line on its host, and waits until every node is up
+    /// and status shows every machine started; the nodes, in order.
+    /// </summary>
+    public async Task<IReadOnlyList<HostProcess>> StartAgentsAsync(params string[] machines)
+    {
+        var nodes = new List<HostProcess>();
+        foreach (var machine in machines) nodes.Add(StartLine(Network[machine], await AddMachineAsync(machine)));
+        foreach (var node in nodes) await node.WaitForOutputAsync("is up", NodeStart);
+        await StatusUntilAsync(s => machines.All(m => MachineState(s, m) == "started"), TimeSpan.FromSeconds(60), $"{string.Join(" and ", machines)} started");
+        return nodes;
+    }
+
     public static string DataDirectoryOf(SimulatedHost host) => Path.Combine(host.DataRoot, "node");
 
     /// <summary>Runs the printed line on <paramref name="host"/> as an operator would: in a shell, the ensemble command on PATH.</summary>

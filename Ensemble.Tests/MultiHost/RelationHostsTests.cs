@@ -29,12 +29,7 @@ public sealed class RelationHostsTests(ITestOutputHelper output)
     {
         await using var env = await MultiHostEnvironment.StartAsync(output, "a1", "a2");
         var (a1, a2) = (env.Network["a1"], env.Network["a2"]);
-        var node1 = env.StartLine(a1, await env.AddMachineAsync("a1"));
-        var node2 = env.StartLine(a2, await env.AddMachineAsync("a2"));
-        await node1.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
-        await node2.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
-        await env.StatusUntilAsync(s => MultiHostEnvironment.MachineState(s, "a1") == "started" && MultiHostEnvironment.MachineState(s, "a2") == "started",
-            TimeSpan.FromSeconds(60), "a1 and a2 started");
+        await env.StartAgentsAsync("a1", "a2");
 
         // The examples, as the operator has them on their host.
         var examples = Path.Combine(Ensemble.Tests.EndToEnd.InstalledTool.RepositoryRoot, "examples");
