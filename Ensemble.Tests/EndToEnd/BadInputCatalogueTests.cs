@@ -74,6 +74,12 @@ public sealed class BadInputCatalogueTests(CatalogueEnvironment fixture, ITestOu
         { "config file /nonexistent/config.yaml does not exist", 3, ["deploy", "--repository", Repo, "--config", "/nonexistent/config.yaml", "base", "other"] },
         { "already deployed", 6, ["deploy", "--repository", Repo, "base"] },
         { "does not exist", 3, ["deploy", "--repository", "/nonexistent/repository", "base", "other"] },
+        // relations ('base' provides website: http; nothing requires it)
+        { "'Web:db' is not an endpoint", 2, ["add-relation", "base", "Web:db"] },
+        { "service 'nope' is not deployed", 3, ["add-relation", "base", "nope"] },
+        { "'base' cannot be related to itself", 2, ["add-relation", "base", "base:website"] },
+        { "there is no relation between base and nope", 3, ["remove-relation", "base", "nope"] },
+        { "add-relation", 2, ["add-relation", "base"] },
         // units
         { "not a unit name", 2, ["remove-unit", "base"] },
         { "not a unit name", 2, ["remove-unit", "base/-1"] },
