@@ -69,4 +69,69 @@ public sealed class RelationHostsTests(ITestOutputHelper output)
         await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(!File.Exists(conf)), TimeSpan.FromSeconds(60), "web.conf to go with the relation");
         await env.StatusUntilAsync(s => s.GetProperty("relations").GetArrayLength() == 0, TimeSpan.FromSeconds(60), "the relation to be gone");
     }
+
+    private static void WriteHook(string formula, string hook, string body)
+    {
+        var path = Path.Combine(formula, "hooks", hook);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, "#!/bin/sh\nset -e\n" + body + "\n");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+
+    [Fact]
+    public async Task An_agent_node_killed_9_mid_relation_hook_runs_it_again_once_with_the_latest_settings_when_it_is_back()
+    {
+        await using var env = await MultiHostEnvironment.StartAsync(output, "a1", "a2");
+        await env.StartAgentsAsync("a1");
+        var line = await env.AddMachineAsync("a2");
+        var node = env.StartLine(env.Network["a2"], line);
+        await node.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
+        await env.StatusUntilAsync(s => MultiHostEnvironment.MachineState(s, "a2") == "started", TimeSpan.FromSeconds(60), "a2 started");
+
+        var repository = Path.Combine(env.Operator.DataRoot, "formulas");
+        var hold = Path.Combine(env.SharedDirectory, "hold");
+        var prov = Path.Combine(repository, "prov");
+        Directory.CreateDirectory(prov);
+        File.WriteAllText(Path.Combine(prov, "metadata.yaml"), "name: prov\nrevision: 1\nsummary: provides a value\ndescription: x\nprovides:\n  data: kv\n");
+        File.WriteAllText(Path.Combine(prov, "config.yaml"), "options:\n  value: {type: int, default: 1}\n");
+        WriteHook(prov, "data-relation-joined", "relation-set value=\"$(config-get value)\"");
+        WriteHook(prov, "config-changed", "for id in $(relation-ids data); do relation-set -r \"$id\" value=\"$(config-get value)\"; done");
+        var cons = Path.Combine(repository, "cons");
+        Directory.CreateDirectory(cons);
+        File.WriteAllText(Path.Combine(cons, "metadata.yaml"), "name: cons\nrevision: 1\nsummary: reads a value\ndescription: x\nrequires:\n  data: kv\n");
+        WriteHook(cons, "data-relation-changed", $$"""
+            trace="$ENSEMBLE_UNIT_DATA_DIR/trace"
+            value="$(relation-get value)"
+            echo "begin $ENSEMBLE_REMOTE_UNIT $value" >> "$trace"
+            while [ -f "{{hold}}" ]; do sleep 0.05; done
+            echo "end $ENSEMBLE_REMOTE_UNIT $value" >> "$trace"
+            """);
+
+        Assert.Equal(0, (await env.EnsembleAsync("deploy", "--repository", repository, "--to", "a1", "--wait", "prov")).ExitCode);
+        Assert.Equal(0, (await env.EnsembleAsync("deploy", "--repository", repository, "--to", "a2", "--wait", "cons")).ExitCode);
+        var trace = Path.Combine(MultiHostEnvironment.DataDirectoryOf(env.Network["a2"]), "machines", "a2", "units", "cons-0", "data", "trace");
+        string[] Trace() => File.Exists(trace) ? File.ReadAllLines(trace) : [];
+        await File.WriteAllTextAsync(hold, "");
+        Assert.Equal(0, (await env.EnsembleAsync("add-relation", "cons", "prov")).ExitCode);
+        await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(Trace().Any(l => l.StartsWith("begin prov/0", StringComparison.Ordinal))), TimeSpan.FromSeconds(60),
+            "cons/0's changed hook to begin");
+
+        // kill -9 of the node and the hook it runs; meanwhile prov's value changes.
+        node.Kill();
+        await node.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(0, (await env.EnsembleAsync("set", "prov", "value=2")).ExitCode);
+        File.Delete(hold);
+        var restarted = env.StartLine(env.Network["a2"], line);
+        await restarted.WaitForOutputAsync("is up", MultiHostEnvironment.NodeStart);
+
+        await LocalEnvironment.WaitUntilAsync(() => Task.FromResult(Trace().Any(l => l.StartsWith("end ", StringComparison.Ordinal))), TimeSpan.FromSeconds(90),
+            "the changed hook to run again and end" + env.Logs());
+        // The killed run never ended; the one after it saw the latest value; nothing ran twice for one change.
+        Assert.Equal(["begin prov/0 2", "end prov/0 2"], Trace()[1..]);
+        Assert.StartsWith("begin prov/0", Trace()[0], StringComparison.Ordinal);
+        var status = await env.StatusUntilAsync(s => s.GetProperty("services").GetProperty("cons").GetProperty("units").GetProperty("cons/0").GetProperty("state").GetString() == "running",
+            TimeSpan.FromSeconds(60), "cons/0 running");
+        Assert.Equal(JsonValueKind.Null, status.GetProperty("services").GetProperty("cons").GetProperty("units").GetProperty("cons/0").GetProperty("error").ValueKind);
+        Assert.Equal(3, Trace().Length);
+    }
 }
