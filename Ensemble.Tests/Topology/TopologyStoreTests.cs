@@ -75,7 +75,7 @@ public sealed class TopologyStoreTests : IAsyncLifetime
     {
         Assert.Equal(["tenants"], (await session.GetChildrenAsync("/")).Children.Where(c => c != "zookeeper"));
         Assert.Equal(["blue"], (await session.GetChildrenAsync("/tenants")).Children);
-        Assert.Equal(["agents", "formulas", "machines", "services"], (await session.GetChildrenAsync(Root)).Children);
+        Assert.Equal(["agents", "formulas", "machines", "relations", "services"], (await session.GetChildrenAsync(Root)).Children);
 
         var writes = server.WriteCount;
         await topology.EnsureLayoutAsync();
