@@ -393,7 +393,7 @@ public sealed class TopologyStore(ICoordinationStore store, string root = Topolo
     /// record (not JSON, or JSON without a field every record has) is an <see cref="UnreadableRecordException"/>
     /// naming the path, never a bare JsonException, so readers can skip it and say what they skipped.
     /// </summary>
-    internal async Task<T?> ReadAsync<T>(string path) where T : class
+    private async Task<T?> ReadAsync<T>(string path) where T : class
     {
         byte[] data;
         try

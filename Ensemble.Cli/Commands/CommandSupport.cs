@@ -77,6 +77,23 @@ public static class CommandSupport
         Machines.MachineNames.IsValid(machine) ? machine
             : throw new CliException(ExitCodes.Usage, $"'{machine}' is not a {what} name; use {Machines.MachineNames.Rule}.");
 
+    /// <summary>
+    /// The text of a file the operator named (<paramref name="what"/>, e.g. "config file"), or not found (3) with one
+    /// sentence: <paramref name="whenMissing"/> says what to pass instead, <paramref name="whenUnreadable"/> how to fix it.
+    /// </summary>
+    public static string ReadNamedFile(string fullPath, string what, string whenMissing, string whenUnreadable)
+    {
+        try { return File.ReadAllText(fullPath); }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new CliException(ExitCodes.NotFound, $"{what} {fullPath} does not exist; {whenMissing}.");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException(ExitCodes.NotFound, $"{what} {fullPath} cannot be read ({ex.Message.TrimEnd('.')}); {whenUnreadable}.");
+        }
+    }
+
     public static string UnitName(string unit) =>
         UnitNames.IsValid(unit) ? unit : throw new CliException(ExitCodes.Usage, $"'{unit}' is not a unit name; units are named <service>/<n>, e.g. wordpress/0.");
 

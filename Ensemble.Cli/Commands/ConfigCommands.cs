@@ -66,16 +66,7 @@ public static class ConfigCommands
     public static IReadOnlyDictionary<string, string> ReadConfigFile(string file, string service)
     {
         var path = Path.GetFullPath(file);
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new CliException(ExitCodes.NotFound, $"config file {path} does not exist; pass an existing file with --config.");
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new CliException(ExitCodes.NotFound, $"config file {path} cannot be read ({ex.Message.TrimEnd('.')}); make it readable and deploy again.");
-        }
+        var text = ReadNamedFile(path, "config file", "pass an existing file with --config", "make it readable and deploy again");
         return ConfigFile.Parse(text, path, service, out var problem) ?? throw new CliException(ExitCodes.Usage, problem! + ".");
     }
 

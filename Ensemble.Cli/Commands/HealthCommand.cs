@@ -66,16 +66,7 @@ public static class HealthCommand
     private static int ReadFile(string path, TimeSpan maxAge, string format)
     {
         var full = Path.GetFullPath(path);
-        string text;
-        try { text = File.ReadAllText(full); }
-        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new CliException(ExitCodes.NotFound, $"health file {full} does not exist; a node writes <data-dir>/health.json while it runs (ensemble.health.file).");
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new CliException(ExitCodes.NotFound, $"health file {full} cannot be read ({ex.Message.TrimEnd('.')}); check its permissions.");
-        }
+        var text = ReadNamedFile(full, "health file", "a node writes <data-dir>/health.json while it runs (ensemble.health.file)", "check its permissions");
         if (HealthDocument.Read(text) is not { } read)
             throw new CliException(ExitCodes.NotFound, $"{full} is not a health file (no timestamp and healthy fields); name the health.json a node writes.");
         var age = DateTimeOffset.UtcNow - read.CheckedAt;
