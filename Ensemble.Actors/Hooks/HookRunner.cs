@@ -61,17 +61,30 @@ public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.Ma
     {
         var path = Path.Combine(context.FormulaDirectory, "hooks", hook);
         if (!File.Exists(path)) return new HookResult(hook, Ran: false, ExitCode: 0, TimedOut: false);
-        await _slots.WaitAsync(cancellationToken);
         var started = Telemetry.EnsembleMetrics.Hooks.Starting(hook);
-        try
+        var result = await RunProcessAsync(path, hook, context, cancellationToken);
+        Telemetry.EnsembleMetrics.Hooks.Ran(result, context, started);
+        return result;
+    }
+
+    /// <summary>
+    /// One of the machine's hook slots, held from just before the hook process starts until it has exited: what is
+    /// bounded is processes running, not the bookkeeping around them (opening the log, reading what the hook left
+    /// on its pipes), which would otherwise keep a waiting hook out for nothing.
+    /// </summary>
+    private sealed class Slot(SemaphoreSlim slots) : IDisposable
+    {
+        private int _held = 1;
+
+        public static async Task<Slot> TakeAsync(SemaphoreSlim slots, CancellationToken token)
         {
-            var result = await RunProcessAsync(path, hook, context, cancellationToken);
-            Telemetry.EnsembleMetrics.Hooks.Ran(result, context, started);
-            return result;
+            await slots.WaitAsync(token);
+            return new Slot(slots);
         }
-        finally
+
+        public void Dispose()
         {
-            _slots.Release();
+            if (Interlocked.Exchange(ref _held, 0) == 1) slots.Release();
         }
     }
 
@@ -83,6 +96,7 @@ public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.Ma
         if (context.ProcessFile is { } processFile) await HookProcessFile.KillLeftoverAsync(processFile);
         await using var log = new HookLog(context.LogPath, hook);
         ActiveLogs[Path.GetFullPath(context.LogPath)] = log;
+        using var slot = await Slot.TakeAsync(_slots, cancellationToken);
         log.Write($"running hook {hook} (revision {context.Revision})");
 
         var start = new ProcessStartInfo(path)
@@ -140,12 +154,14 @@ public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.Ma
             // Not WaitForExitAsync: it also waits for the end of the output, which a daemon the hook
             // started may hold open for ever.
             await exited.Task.WaitAsync(deadline.Token);
+            slot.Dispose();
         }
         catch (OperationCanceledException)
         {
             timedOut = !cancellationToken.IsCancellationRequested;
             try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
             await exited.Task;
+            slot.Dispose();
             if (context.ProcessFile is { } killed) HookProcessFile.Clear(killed);
             log.Write(timedOut ? $"hook {hook} timed out after {timeout.TotalSeconds:0.#}s; process tree killed" : $"hook {hook} cancelled; process tree killed");
             cancellationToken.ThrowIfCancellationRequested();

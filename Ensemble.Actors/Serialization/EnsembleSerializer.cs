@@ -24,8 +24,6 @@ public sealed class EnsembleSerializer(ExtendedActorSystem system) : SerializerW
         ["svc.unit-upgrade-succeeded"] = typeof(ServiceEvents.UnitUpgradeSucceeded),
         ["svc.unit-upgrade-failed"] = typeof(ServiceEvents.UnitUpgradeFailed),
         ["svc.upgrade-ended"] = typeof(ServiceEvents.UpgradeEnded),
-        ["saga.unit-flagged"] = typeof(UpgradeSaga.Events.UnitFlagged),
-        ["saga.finished"] = typeof(UpgradeSaga.Events.SagaFinished),
         ["svc.removed"] = typeof(ServiceEvents.ServiceRemoved),
         // Snapshots go through the same table: a snapshot store holds no type names either.
         ["svc.snapshot"] = typeof(ServiceSnapshot),

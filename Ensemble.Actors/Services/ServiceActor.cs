@@ -667,8 +667,8 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>
-    /// A watcher went away, or a saga stopped. A saga stops itself once its report is sent; one that
-    /// failed is stopped by <see cref="SupervisorStrategy"/> and started again here, replaying its journal.
+    /// A watcher went away, or a saga stopped. A saga stops itself once its outcome is recorded; one that
+    /// failed is stopped by <see cref="SupervisorStrategy"/> and started again here, asking the store how far it got.
     /// </summary>
     private void OnTerminated(Terminated t)
     {
@@ -676,8 +676,8 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
         if (_state.Upgrade is not { } run || !t.ActorRef.Path.Name.StartsWith($"upgrade-{run.RunId}-", StringComparison.Ordinal)) return;
         var unit = run.InFlight.FirstOrDefault(u => t.ActorRef.Path.Name == $"upgrade-{run.RunId}-{UnitNames.DirectoryName(u)}");
         if (unit is null) return;
-        // A saga stops when its journal fails it (the database is down, say); started again at once it would fail
-        // again at once, so it waits, longer each time (up to 10 s), until its recovery succeeds.
+        // A saga that failed (its store read threw, say) would likely fail again at once if started again at once,
+        // so it waits, longer each time (up to 10 s), until one reports.
         _sagaWait = Coordination.StoreTrouble.NextWait(_sagaWait);
         Timers.StartSingleTimer("respawn-" + unit, new RespawnSaga(run.RunId, unit), _sagaWait);
     }
@@ -691,13 +691,13 @@ public sealed class ServiceActor : ReceivePersistentActor, IWithTimers
         if (_state.Upgrade is { } run && run.RunId == m.RunId && run.InFlight.Contains(m.Unit)) SpawnSaga(run, m.Unit);
     }
 
-    /// <summary>A failing saga is stopped, not restarted: its replacement must replay its journal.</summary>
+    /// <summary>A failing saga is stopped, not restarted: its replacement starts over from what the store says.</summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
 
     /// <summary>
-    /// A saga's outcome is journaled here, then the saga is told so and deletes its own journal: from then on this
-    /// journal (or its snapshot) is the one record of it, and the saga is never started again. A report already
-    /// recorded (a saga started again repeats it) is acknowledged at once.
+    /// A saga's outcome is journaled here, then the saga is told so and stops: from then on this journal (or its
+    /// snapshot) is the one record of it, and the saga is never started again. A report already recorded (a saga
+    /// started again repeats it) is acknowledged at once.
     /// </summary>
     private void OnSagaReport(UpgradeSaga.Report report)
     {

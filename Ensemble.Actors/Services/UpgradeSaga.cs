@@ -1,6 +1,5 @@
 using Akka.Actor;
 using Akka.Event;
-using Akka.Persistence;
 using Ensemble.Formulas;
 using Ensemble.Serialization;
 using Ensemble.Topology;
@@ -12,33 +11,28 @@ namespace Ensemble.Services;
 
 /// <summary>
 /// The upgrade of one unit, seen from the coordinator: flag the unit in the topology, tell its agent,
-/// wait for the outcome with a deadline, report to the service. The flag in the store is the one record
-/// of "this unit has an upgrade pending": a saga started again after a crash reads it (and the unit's
-/// formula) instead of journaling it, so it never flags twice. Only the outcome is journaled, so a
-/// finished saga merely repeats its report. Once the coordinator has journaled the outcome (ResultRecorded)
-/// the saga deletes its journal and stops: the coordinator never starts a saga for a unit whose outcome it
-/// holds, so nothing reads it again, and a crash before the deletion leaves one event behind, never a rerun.
+/// wait for the outcome with a deadline, report to the service. The saga journals nothing: the coordinator's
+/// journal holds that the unit was launched and, once reported, its outcome; the store holds the rest. The flag
+/// in the store is the one record of "this unit has an upgrade pending", and a saga started again after a crash
+/// reads it (and the unit's formula) instead, so it never flags twice; its agent answers a repeated request with
+/// what the unit already did (upgraded, or the error it stopped in), so a saga that had finished before the crash
+/// learns its outcome again from the agent. What a crash before the coordinator journaled the outcome costs is a
+/// second question to the agent (and a deadline counted again from the saga's new start), never a second upgrade.
+/// (Sagas once journaled their outcome and deleted that journal after the coordinator had recorded it: two writes
+/// per unit for a fact the coordinator keeps anyway, and the deletion, which Akka.Persistence.Sql runs outside its
+/// write queue, raced the journal's single SQLite writer: docs/performance.md.)
 /// </summary>
-public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
+public sealed class UpgradeSaga : ReceiveActor, IWithTimers
 {
-    public static class Events
-    {
-        /// <summary>No longer written (the flag in the store says it); journals of earlier versions hold it, and it still means "flagged".</summary>
-        public sealed record UnitFlagged(string Unit) : IPersistedEvent;
-
-        public sealed record SagaFinished(string Unit, bool Succeeded, string? Cause) : IPersistedEvent;
-    }
-
-    /// <summary>Sent to the parent service coordinator once the outcome is journaled.</summary>
+    /// <summary>Sent to the parent service coordinator with the unit's outcome.</summary>
     public sealed record Report(string RunId, string Unit, bool Succeeded, string? Cause);
 
-    /// <summary>The coordinator's answer to a <see cref="Report"/>: the outcome is in its journal.</summary>
+    /// <summary>The coordinator's answer to a <see cref="Report"/>: the outcome is in its journal, and the saga stops.</summary>
     public sealed class ResultRecorded
     {
         public static readonly ResultRecorded Instance = new();
     }
 
-    private sealed record Proceed;
     private sealed record FlagWritten;
     private sealed record FlagFailed(string Cause);
     private sealed record FlagFound(bool Flagged);
@@ -53,7 +47,8 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
     private readonly FormulaRef _target;
     private readonly ControllerContext _context;
     private bool _flagged;
-    private Events.SagaFinished? _finished;
+    /// <summary>The outcome once the saga has one: (succeeded, cause).</summary>
+    private (bool Succeeded, string? Cause)? _finished;
     private bool _flagging;
     /// <summary>What the unit waits for while its machine's agent is away (shown as its progress), else null.</summary>
     private string? _away;
@@ -67,41 +62,36 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
         _target = target;
         _context = context;
 
-        Recover<Events.UnitFlagged>(_ => _flagged = true);
-        Recover<Events.SagaFinished>(e => _finished = e);
-        Recover<RecoveryCompleted>(_ => Self.Tell(new Proceed()));
-
-        Command<Proceed>(_ => OnProceed());
-        Command<FlagFound>(m =>
+        Receive<FlagFound>(m =>
         {
             _flagged |= m.Flagged;
             Start();
         });
-        Command<FlagWritten>(_ =>
+        Receive<FlagWritten>(_ =>
         {
             _flagging = false;
             _flagged = true;
             TellAgent();
         });
-        Command<FlagFailed>(m =>
+        Receive<FlagFailed>(m =>
         {
             _flagging = false;
             _log.Warning("saga {0}: could not flag the unit, retrying: {1}", _unit, m.Cause);
         });
-        Command<Resend>(_ =>
+        Receive<Resend>(_ =>
         {
             if (!_flagged) Flag();
             else TellAgent();
         });
-        Command<DeadlinePassed>(_ => Finish(false, $"no outcome within {_context.Settings.UnitUpgradeDeadline}"));
-        Command<UnitUpgraded>(m =>
+        Receive<DeadlinePassed>(_ => Finish(false, $"no outcome within {_context.Settings.UnitUpgradeDeadline}"));
+        Receive<UnitUpgraded>(m =>
         {
             if (m.Formula.Sha256 == _target.Sha256) Finish(true, null);
         });
-        Command<UnitEnteredError>(m => Finish(false, $"{UnitLifecycle.StateName(m.State)}: {m.Cause}"));
-        Command<UnitCommandRejected>(m => Finish(false, m.Reason));
-        Command<UnitProgressed>(m => Progress(UnitLifecycle.StateName(m.State)));
-        Command<MachineAway>(m =>
+        Receive<UnitEnteredError>(m => Finish(false, $"{UnitLifecycle.StateName(m.State)}: {m.Cause}"));
+        Receive<UnitCommandRejected>(m => Finish(false, m.Reason));
+        Receive<UnitProgressed>(m => Progress(UnitLifecycle.StateName(m.State)));
+        Receive<MachineAway>(m =>
         {
             if (_away == m.Waiting) return;
             _away = m.Waiting;
@@ -109,29 +99,23 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
             Progress(m.Waiting);
         });
         // The machine is back: what the unit is doing now replaces "waiting for machine …".
-        Command<MachineBack>(m =>
+        Receive<MachineBack>(m =>
         {
             if (_away is null) return;
             _away = null;
             Context.System.ActorSelection(m.AgentAddress).Tell(new GetUnitReport(_unit), Self);
         });
-        Command<UnitReport>(m =>
+        Receive<UnitReport>(m =>
         {
             if (_away is null && m.Target?.Sha256 == _target.Sha256) Progress(UnitLifecycle.StateName(m.State));
         });
-        Command<ResultRecorded>(_ =>
+        Receive<ResultRecorded>(_ =>
         {
-            if (_finished is null) return;
-            DeleteMessages(LastSequenceNr);
-        });
-        Command<DeleteMessagesSuccess>(_ => Context.Stop(Self));
-        Command<DeleteMessagesFailure>(m =>
-        {
-            // Only space: the coordinator holds the outcome and never starts this saga again.
-            _log.Warning("saga {0}: could not delete its journal: {1}", _unit, m.Cause.Message);
-            Context.Stop(Self);
+            if (_finished is not null) Context.Stop(Self);
         });
     }
+
+    protected override void PreStart() => Begin();
 
     // Props by type and arguments: the expression form compiles a delegate per call, one per unit upgrade.
     public static Props Props(string runId, string unit, string machine, FormulaRef target, ControllerContext context, bool fresh = false) =>
@@ -140,29 +124,12 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
     private readonly bool _fresh;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    /// <summary>
-    /// A saga its coordinator has just launched has nothing in its journal (run ids are new), so it skips
-    /// replaying it: with a thousand units launched at once, those replays were most of the launch cost.
-    /// A saga started again after a crash — by a recovering coordinator, or after it failed itself —
-    /// always replays.
-    /// </summary>
-    public override Recovery Recovery => _fresh ? Recovery.None : base.Recovery;
-
-    public static string PersistenceIdFor(string runId, string unit) => $"upgrade-{runId}-{UnitNames.DirectoryName(unit)}";
-
-    public override string PersistenceId => PersistenceIdFor(_runId, _unit);
-
     public ITimerScheduler Timers { get; set; } = null!;
 
-    private void OnProceed()
+    /// <summary>A fresh saga flags its unit; one started again after a crash first asks the store how far it got.</summary>
+    private void Begin()
     {
-        _log.Debug("saga {0}: recovered (flagged {1}, finished {2})", _unit, _flagged, _finished is not null);
-        if (_finished is { } done)
-        {
-            SendReport(done);
-            return;
-        }
-        if (_fresh || _flagged)
+        if (_fresh)
         {
             Start();
             return;
@@ -230,13 +197,7 @@ public sealed class UpgradeSaga : ReceivePersistentActor, IWithTimers
     {
         if (_finished is not null) return;
         Timers.CancelAll();
-        Persist(new Events.SagaFinished(_unit, succeeded, cause), e =>
-        {
-            _finished = e;
-            SendReport(e);
-        });
+        _finished = (succeeded, cause);
+        Context.Parent.Tell(new Report(_runId, _unit, succeeded, cause));
     }
-
-    /// <summary>Reports the outcome; the coordinator's ResultRecorded lets the saga delete its journal and stop.</summary>
-    private void SendReport(Events.SagaFinished e) => Context.Parent.Tell(new Report(_runId, _unit, e.Succeeded, e.Cause));
 }

@@ -37,9 +37,6 @@ public sealed class EnsembleSerializerTests : IAsyncLifetime
         { "svc.unit-upgrade-failed", new ServiceEvents.UnitUpgradeFailed("run-7", "wordpress/2", "upgrade_error: \"quoted\" cause\nsecond line ✓") },
         { "svc.upgrade-ended", new ServiceEvents.UpgradeEnded("run-7") },
         { "svc.removed", new ServiceEvents.ServiceRemoved() },
-        { "saga.unit-flagged", new UpgradeSaga.Events.UnitFlagged("wordpress/0") },
-        { "saga.finished", new UpgradeSaga.Events.SagaFinished("wordpress/0", true, null) },
-        { "saga.finished", new UpgradeSaga.Events.SagaFinished("wordpress/2", false, "no outcome within 00:30:00") },
         // A snapshot, not an event, but through the same table (JournalHygieneTests round-trips one mid-upgrade).
         { "svc.snapshot", new ServiceSnapshot(ServiceState.Empty("wordpress") with { Formula = Rev1, Repository = "/srv/repository", NextUnitNumber = 3 }) },
     };

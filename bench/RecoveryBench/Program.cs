@@ -63,7 +63,7 @@ internal static class RecoveryBench
 
     /// <summary>
     /// Writes <paramref name="runs"/> finished upgrade runs of <paramref name="units"/> units each (the coordinator's
-    /// events and one saga journal per unit upgrade, as the real actors write them), then times starts of a
+    /// events, as the real actor writes them; sagas journal nothing), then times starts of a
     /// ServiceActor until it answers its first request.
     /// </summary>
     public static async Task<Dictionary<string, object>> MeasureAsync(string directory, int runs, int units, bool hygiene, int starts)
@@ -88,7 +88,6 @@ internal static class RecoveryBench
             var watch = Stopwatch.StartNew();
             var events = new List<IServiceEvent> { new ServiceCreated(Revision(1), "/bench/repository") };
             events.AddRange(unitNames.Select(u => new UnitPlaced(u, "m0")));
-            var sagas = new List<string>();
             for (var run = 0; run < runs; run++)
             {
                 var runId = $"run{run:D8}";
@@ -96,19 +95,14 @@ internal static class RecoveryBench
                 events.AddRange(unitNames.Select(u => new UnitUpgradeLaunched(runId, u)));
                 events.AddRange(unitNames.Select(u => new UnitUpgradeSucceeded(runId, u)));
                 events.Add(new UpgradeEnded(runId));
-                sagas.AddRange(unitNames.Select(u => UpgradeSaga.PersistenceIdFor(runId, u)));
             }
             await writer.WriteAsync(ServiceActor.PersistenceIdFor(Service), events.Cast<object>().ToList());
-            foreach (var chunk in sagas.Chunk(500))
-                await writer.WriteEachAsync(chunk.Select(pid => (pid, (object)new UpgradeSaga.Events.SagaFinished(Service + "/" + pid[(pid.LastIndexOf('-') + 1)..], true, null))).ToList());
             var writeSeconds = watch.Elapsed.TotalSeconds;
 
             var settings = ControllerSettings.Default with { SnapshotEvery = hygiene ? JournalHygiene.DefaultSnapshotEvery : 0 };
             var context = new ControllerContext(topology, new FileFormulaStorage(Path.Combine(directory, "formula-storage")), settings);
             if (hygiene)
             {
-                // What the sagas do once the coordinator has recorded their outcomes.
-                foreach (var chunk in sagas.Chunk(500)) await writer.DeleteAsync(chunk);
                 // The coordinator's first start with hygiene on snapshots its recovered state and deletes what it replaces.
                 await StartAsync(system, context, last.Id, until: () => WaitUntilAsync(() =>
                     Count(journalPath, $"SELECT COUNT(*) FROM snapshot WHERE persistence_id = 'service-{Service}'") == 1 && LiveEvents(journalPath) == 0,
@@ -207,45 +201,25 @@ internal sealed class JournalWriter(ActorSystem system)
             await WriteAtomicsAsync(chunk.Select(e => Atomic(persistenceId, ++sequenceNr, e)).ToList());
     }
 
-    /// <summary>One event (sequence number 1) for each persistent actor.</summary>
-    public Task WriteEachAsync(IReadOnlyList<(string PersistenceId, object Event)> events) =>
-        WriteAtomicsAsync(events.Select(e => Atomic(e.PersistenceId, 1, e.Event)).ToList());
-
     private AtomicWrite Atomic(string persistenceId, long sequenceNr, object e) =>
         new(ImmutableList.Create<IPersistentRepresentation>(new Persistent(e, sequenceNr, persistenceId, "", false, ActorRefs.NoSender, _writer)));
 
     private async Task WriteAtomicsAsync(IReadOnlyList<AtomicWrite> writes)
     {
         var done = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var receiver = system.ActorOf(Props.Create(() => new Replies(done, writes.Count)));
+        var receiver = system.ActorOf(Props.Create(() => new Replies(done)));
         _journal.Tell(new WriteMessages(writes, receiver, 1));
         var outcome = await done.Task.WaitAsync(TimeSpan.FromMinutes(5));
         system.Stop(receiver);
         if (outcome is WriteMessagesFailed failed) throw new InvalidOperationException("journal write failed", failed.Cause);
     }
 
-    /// <summary>Deletes the journals of these persistent actors (their one event each).</summary>
-    public async Task DeleteAsync(IReadOnlyList<string> persistenceIds)
-    {
-        var done = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var receiver = system.ActorOf(Props.Create(() => new Replies(done, persistenceIds.Count)));
-        foreach (var pid in persistenceIds) _journal.Tell(new DeleteMessagesTo(pid, 1, receiver));
-        var outcome = await done.Task.WaitAsync(TimeSpan.FromMinutes(5));
-        system.Stop(receiver);
-        if (outcome is DeleteMessagesFailure failed) throw new InvalidOperationException("journal delete failed", failed.Cause);
-    }
-
     private sealed class Replies : ReceiveActor
     {
-        public Replies(TaskCompletionSource<object> done, int deletes)
+        public Replies(TaskCompletionSource<object> done)
         {
             Receive<WriteMessagesSuccessful>(m => done.TrySetResult(m));
             Receive<WriteMessagesFailed>(m => done.TrySetResult(m));
-            Receive<DeleteMessagesSuccess>(_ =>
-            {
-                if (--deletes == 0) done.TrySetResult(true);
-            });
-            Receive<DeleteMessagesFailure>(m => done.TrySetResult(m));
             ReceiveAny(_ => { });
         }
     }

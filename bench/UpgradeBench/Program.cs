@@ -8,21 +8,38 @@ using Ensemble.Hooks;
 using Ensemble.Services;
 using Ensemble.TestKit;
 using Ensemble.Topology;
+using Ensemble.Units;
 using Microsoft.Data.Sqlite;
 using static Ensemble.Services.ServiceRequests;
 using static Ensemble.Services.ServiceReplies;
 
-// The upgrade pipeline's cost, printed as a table and written to bench/results/latest.json.
-// Usage: dotnet run -c Release --project bench/UpgradeBench [-- --quick]
+// The upgrade pipeline's cost, printed as a table and written to bench/results/latest.json (quick.json for --quick).
+// Usage: dotnet run -c Release --project bench/UpgradeBench [-- --quick] [--max-ratio R]
+//   --max-ratio R  exit 1 (after printing everything) when a 100-unit row's median ratio to the bare limit is above R:
+//                  the guard .ci/run runs, so that a regression of the kind issue 17 found cannot land unnoticed.
+//   --trace N all|P  one row of N units (one measured upgrade), as JSON, with the phases on stderr.
+// Knobs for experiments, never set by CI: BENCH_CONFIG (HOCON over the environment's), BENCH_HOOK_SLOTS (the agent's
+// max-parallel-hooks), BENCH_MEMORY_JOURNAL=1 (an in-memory SQLite journal), BENCH_PERF_CONTROL (perf's control FIFO).
 var quick = args.Contains("--quick");
+double? maxRatio = null;
+if (Array.IndexOf(args, "--max-ratio") is var at and >= 0)
+{
+    if (at + 1 >= args.Length || !double.TryParse(args[at + 1], NumberStyles.Float, CultureInfo.InvariantCulture, out var r) || r <= 1)
+    {
+        Console.Error.WriteLine("--max-ratio needs a number above 1, such as --max-ratio 4");
+        return 2;
+    }
+    maxRatio = r;
+}
 if (args.Length == 3 && args[0] == "--trace")
 {
     // One run with the actors' log on stdout, to see where the time goes.
     Bench.Trace = true;
+    Bench.Repetitions = 1;
     var traced = await Bench.UpgradeAsync(Directory.CreateTempSubdirectory("ensemble-bench-trace-").FullName,
         int.Parse(args[1], CultureInfo.InvariantCulture), args[2] == "all" ? null : int.Parse(args[2], CultureInfo.InvariantCulture));
     Console.WriteLine(JsonSerializer.Serialize(traced));
-    return;
+    return 0;
 }
 var sizes = quick ? new[] { 10, 100 } : new[] { 10, 100, 1000 };
 var idleSizes = quick ? new[] { 10, 1000 } : new[] { 10, 1000, 10000 };
@@ -34,6 +51,7 @@ try
 {
     Console.WriteLine();
     Console.WriteLine("upgrade throughput (in-process environment, one machine, hooks stop/upgrade-formula/start as shell scripts)");
+    Console.WriteLine($"(each row: the median of {Bench.Repetitions} measured upgrades, each beside its own bare run)");
     Console.WriteLine($"{"units",6} {"parallel",9} {"wall s",8} {"ms/unit",8} {"bare s",8} {"ratio",6} {"writes/unit",12} {"downloads",10} {"journal/unit",13}");
     foreach (var n in sizes)
     {
@@ -72,10 +90,24 @@ var json = JsonSerializer.Serialize(new { machine = new { cores = Environment.Pr
     new JsonSerializerOptions { WriteIndented = true });
 File.WriteAllText(Path.Combine(outDir, quick ? "quick.json" : "latest.json"), json);
 Console.WriteLine($"\nwritten to bench/results/{(quick ? "quick.json" : "latest.json")}");
+if (maxRatio is { } line)
+{
+    // The guard: the 100-unit rows, at both parallelisms (loose enough for this machine's noise; a median of
+    // Bench.Repetitions same-run ratios each).
+    var over = results.Where(r => (string)r["kind"] == "upgrade" && (int)r["units"] == 100 && (double)r["ratio"] > line).ToList();
+    foreach (var row in over)
+        Console.Error.WriteLine($"bench guard: 100 units at max-parallel {row["maxParallel"]} cost {(double)row["ratio"]:0.00}x the bare limit, above the {line:0.##}x line; the upgrade pipeline has become slower (docs/performance.md says how to find where)");
+    if (over.Count > 0) return 1;
+    Console.WriteLine($"bench guard: every 100-unit row is within {line:0.##}x the bare limit");
+}
+return 0;
 
 internal static class Bench
 {
     public static bool Trace { get; set; }
+
+    /// <summary>Measured upgrades (each paired with a bare run) per row; the row is their median.</summary>
+    public static int Repetitions { get; set; } = 5;
     private static SqliteConnection? _keepAlive;
 
     public static string RepositoryRoot
@@ -112,6 +144,7 @@ internal static class Bench
         Directory.CreateDirectory(repository);
         WriteFormula(repository, "bench", 1);
         var quiet = ConfigurationFactory.ParseString(Trace ? "akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING" : "akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING");
+        if (Environment.GetEnvironmentVariable("BENCH_CONFIG") is { Length: > 0 } extra) quiet = ConfigurationFactory.ParseString(extra).WithFallback(quiet);
         if (Environment.GetEnvironmentVariable("BENCH_MEMORY_JOURNAL") == "1")
         {
             var mem = "Data Source=file:benchmem" + Guid.NewGuid().ToString("N") + "?mode=memory&cache=shared";
@@ -119,7 +152,15 @@ internal static class Bench
             _keepAlive.Open();
             quiet = ConfigurationFactory.ParseString($"akka.persistence.journal.sql.connection-string = \"{mem}\"\nakka.persistence.snapshot-store.sql.connection-string = \"{mem}\"").WithFallback(quiet);
         }
-        await using var env = await LocalEnvironment.StartAsync(new LocalEnvironmentOptions { Directory = Path.Combine(directory, "env"), SystemConfig = quiet });
+        // The bare limit first, in a process with no environment running yet: nothing else competes for the cores
+        // (an environment's background work — its agents' watches, the JIT promoting hot code — would slow the bare
+        // loop too and flatter the ratio). Warmed up once, then as many runs as measured upgrades.
+        var (bares, bareBusy) = await BareRunsAsync(directory, repository, units, maxParallel);
+        await using var env = await LocalEnvironment.StartAsync(new LocalEnvironmentOptions
+        {
+            Directory = Path.Combine(directory, "env"), SystemConfig = quiet,
+            Agent = Environment.GetEnvironmentVariable("BENCH_HOOK_SLOTS") is { Length: > 0 } slots ? AgentSettings.Default with { MaxParallel = int.Parse(slots, CultureInfo.InvariantCulture) } : AgentSettings.Default,
+        });
 
         if (await env.DeployAsync("bench", "bench", repository, units) is not ServiceDeployed) throw new InvalidOperationException("deploy refused");
         await LocalEnvironment.WaitUntilAsync(async () =>
@@ -130,32 +171,54 @@ internal static class Bench
         WriteFormula(repository, "bench", 2);
         await UpgradeOnceAsync(env, units, maxParallel);
 
-        WriteFormula(repository, "bench", 3);
-        var writes = env.Server.WriteCount;
-        var downloads = env.Machine("m0").Cache.Downloads;
-        var journal = _keepAlive is null ? JournalEvents(Path.Combine(directory, "env", "journal.db")) : 0;
-        var cpuBefore = CpuTicks();
-        PerfControl("enable");
-        var elapsed = await UpgradeOnceAsync(env, units, maxParallel);
-        PerfControl("disable");
-        var cpuBusy = CpuBusyShare(cpuBefore, CpuTicks());
-
-        var writesPerUnit = (env.Server.WriteCount - writes) / (double)units;
-        var downloadsDone = env.Machine("m0").Cache.Downloads - downloads;
-        var journalPerUnit = _keepAlive is null ? (JournalEvents(Path.Combine(directory, "env", "journal.db")) - journal) / (double)units : -1;
-        using var bundle = FormulaPacker.Pack(FormulaLoader.Load(Path.Combine(repository, "bench")));
-        await BareLimitAsync(Path.Combine(directory, "bare-warm-up"), bundle, units, maxParallel);
-        var bareCpuBefore = CpuTicks();
-        var bare = await BareLimitAsync(Path.Combine(directory, "bare"), bundle, units, maxParallel);
-        var bareCpuBusy = CpuBusyShare(bareCpuBefore, CpuTicks());
+        // Repetitions of measured upgrades, each to the next revision; the row reports medians (this shared machine's
+        // wall times vary by tens of percent from one run to the next).
+        var walls = new List<double>();
+        var busy = new List<double>();
+        double writesPerUnit = 0, journalPerUnit = 0;
+        long downloadsDone = 0;
+        for (var rep = 0; rep < Repetitions; rep++)
+        {
+            WriteFormula(repository, "bench", 3 + rep);
+            var writes = env.Server.WriteCount;
+            var downloads = env.Machine("m0").Cache.Downloads;
+            var journal = _keepAlive is null ? JournalWrites(Path.Combine(directory, "env", "journal.db")) : 0;
+            var cpuBefore = CpuTicks();
+            PerfControl("enable");
+            var elapsed = await UpgradeOnceAsync(env, units, maxParallel);
+            PerfControl("disable");
+            busy.Add(CpuBusyShare(cpuBefore, CpuTicks()));
+            if (rep == 0)
+            {
+                writesPerUnit = (env.Server.WriteCount - writes) / (double)units;
+                downloadsDone = env.Machine("m0").Cache.Downloads - downloads;
+                journalPerUnit = _keepAlive is null ? (JournalWrites(Path.Combine(directory, "env", "journal.db")) - journal) / (double)units : -1;
+            }
+            walls.Add(elapsed.TotalSeconds);
+        }
         return new Dictionary<string, object>
         {
             ["kind"] = "upgrade", ["units"] = units, ["maxParallel"] = maxParallel?.ToString(CultureInfo.InvariantCulture) ?? "all",
-            ["wallSeconds"] = elapsed.TotalSeconds, ["msPerUnit"] = elapsed.TotalMilliseconds / units,
-            ["bareSeconds"] = bare.TotalSeconds, ["ratio"] = elapsed.TotalSeconds / bare.TotalSeconds,
-            ["cpuBusy"] = cpuBusy, ["bareCpuBusy"] = bareCpuBusy,
+            ["wallSeconds"] = Median(walls), ["msPerUnit"] = Median(walls) * 1000 / units,
+            ["bareSeconds"] = Median(bares), ["ratio"] = Median(walls) / Median(bares), ["wallRuns"] = walls, ["bareRuns"] = bares,
+            ["cpuBusy"] = Median(busy), ["bareCpuBusy"] = Median(bareBusy),
             ["storeWritesPerUnit"] = writesPerUnit, ["bundleDownloadsPerNode"] = downloadsDone, ["journalEventsPerUnit"] = journalPerUnit,
         };
+    }
+
+    private static async Task<(List<double> Seconds, List<double> Busy)> BareRunsAsync(string directory, string repository, int units, int? maxParallel)
+    {
+        using var bundle = FormulaPacker.Pack(FormulaLoader.Load(Path.Combine(repository, "bench")));
+        await BareLimitAsync(Path.Combine(directory, "bare-warm-up"), bundle, units, maxParallel);
+        var seconds = new List<double>();
+        var busy = new List<double>();
+        for (var rep = 0; rep < Repetitions; rep++)
+        {
+            var cpuBefore = CpuTicks();
+            seconds.Add((await BareLimitAsync(Path.Combine(directory, $"bare-{rep}"), bundle, units, maxParallel)).TotalSeconds);
+            busy.Add(CpuBusyShare(cpuBefore, CpuTicks()));
+        }
+        return (seconds, busy);
     }
 
     /// <summary>One upgrade of the service to the repository's current revision, timed from request to UpgradeFinished.</summary>
@@ -166,12 +229,22 @@ internal static class Bench
         var clock = Stopwatch.StartNew();
         var started = await env.UpgradeAsync("bench", maxParallel: maxParallel);
         if (started is not UpgradeStarted) throw new InvalidOperationException($"upgrade refused: {started}");
+        var startedAt = clock.Elapsed;
+        TimeSpan? firstProgress = null, lastUpgraded = null;
         UpgradeFinished finished;
         while (true)
         {
-            if (await inbox.ReceiveAsync(TimeSpan.FromMinutes(30)) is UpgradeFinished f) { finished = f; break; }
+            var message = await inbox.ReceiveAsync(TimeSpan.FromMinutes(30));
+            if (message is UnitUpgradeProgressed p)
+            {
+                firstProgress ??= clock.Elapsed;
+                if (p.State == "upgraded") lastUpgraded = clock.Elapsed;
+            }
+            if (message is UpgradeFinished f) { finished = f; break; }
         }
         clock.Stop();
+        if (Trace)
+            Console.Error.WriteLine($"phases: started {startedAt.TotalMilliseconds:0} ms, first progress {firstProgress?.TotalMilliseconds:0} ms, last upgraded {lastUpgraded?.TotalMilliseconds:0} ms, finished {clock.Elapsed.TotalMilliseconds:0} ms");
         env.System.Stop(inbox.Receiver);
         if (finished.Succeeded.Count != units) throw new InvalidOperationException($"only {finished.Succeeded.Count} of {units} units upgraded");
         // The coordinator ends the run just after its last report; wait for that before the next request.
@@ -234,12 +307,16 @@ internal static class Bench
     private static double CpuBusyShare((long Busy, long Total) before, (long Busy, long Total) after) =>
         after.Total == before.Total ? 0 : (after.Busy - before.Busy) / (double)(after.Total - before.Total);
 
-    private static long JournalEvents(string journalPath)
+    /// <summary>
+    /// Events ever written to the journal: the highest ordering number, which deletions (journal hygiene) never lower —
+    /// a count of rows would go down when the coordinator compacts its journal mid-run.
+    /// </summary>
+    private static long JournalWrites(string journalPath)
     {
         using var connection = new SqliteConnection($"Data Source={journalPath};Mode=ReadOnly");
         connection.Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT COUNT(*) FROM journal";
+        command.CommandText = "SELECT COALESCE(MAX(ordering), 0) FROM journal";
         return (long)command.ExecuteScalar()!;
     }
 
@@ -316,5 +393,5 @@ internal static class Bench
         }
     }
 
-    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+    public static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 }
