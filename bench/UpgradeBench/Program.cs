@@ -51,7 +51,7 @@ try
 {
     Console.WriteLine();
     Console.WriteLine("upgrade throughput (in-process environment, one machine, hooks stop/upgrade-formula/start as shell scripts)");
-    Console.WriteLine($"(each row: the median of {Bench.Repetitions} measured upgrades, each beside its own bare run)");
+    Console.WriteLine($"(each row: the medians of {Bench.Repetitions} measured upgrades and of {Bench.Repetitions} bare runs made just before them, in the same process)");
     Console.WriteLine($"{"units",6} {"parallel",9} {"wall s",8} {"ms/unit",8} {"bare s",8} {"ratio",6} {"writes/unit",12} {"downloads",10} {"journal/unit",13}");
     foreach (var n in sizes)
     {
@@ -92,8 +92,8 @@ File.WriteAllText(Path.Combine(outDir, quick ? "quick.json" : "latest.json"), js
 Console.WriteLine($"\nwritten to bench/results/{(quick ? "quick.json" : "latest.json")}");
 if (maxRatio is { } line)
 {
-    // The guard: the 100-unit rows, at both parallelisms (loose enough for this machine's noise; a median of
-    // Bench.Repetitions same-run ratios each).
+    // The guard: the 100-unit rows, at both parallelisms; each ratio is of medians over Bench.Repetitions runs, and
+    // the line is loose, because this shared machine's wall times swing by tens of percent.
     var over = results.Where(r => (string)r["kind"] == "upgrade" && (int)r["units"] == 100 && (double)r["ratio"] > line).ToList();
     foreach (var row in over)
         Console.Error.WriteLine($"bench guard: 100 units at max-parallel {row["maxParallel"]} cost {(double)row["ratio"]:0.00}x the bare limit, above the {line:0.##}x line; the upgrade pipeline has become slower (docs/performance.md says how to find where)");
