@@ -1,7 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
 using Ensemble.Formulas;
-using Ensemble.Serialization;
 using Ensemble.Topology;
 using Ensemble.Units;
 using static Ensemble.Units.UnitRequests;
@@ -47,8 +46,8 @@ public sealed class UpgradeSaga : ReceiveActor, IWithTimers
     private readonly FormulaRef _target;
     private readonly ControllerContext _context;
     private bool _flagged;
-    /// <summary>The outcome once the saga has one: (succeeded, cause).</summary>
-    private (bool Succeeded, string? Cause)? _finished;
+    /// <summary>True once the saga has reported an outcome (it then only waits for ResultRecorded).</summary>
+    private bool _finished;
     private bool _flagging;
     /// <summary>What the unit waits for while its machine's agent is away (shown as its progress), else null.</summary>
     private string? _away;
@@ -111,7 +110,7 @@ public sealed class UpgradeSaga : ReceiveActor, IWithTimers
         });
         Receive<ResultRecorded>(_ =>
         {
-            if (_finished is not null) Context.Stop(Self);
+            if (_finished) Context.Stop(Self);
         });
     }
 
@@ -195,9 +194,9 @@ public sealed class UpgradeSaga : ReceiveActor, IWithTimers
 
     private void Finish(bool succeeded, string? cause)
     {
-        if (_finished is not null) return;
+        if (_finished) return;
         Timers.CancelAll();
-        _finished = (succeeded, cause);
+        _finished = true;
         Context.Parent.Tell(new Report(_runId, _unit, succeeded, cause));
     }
 }

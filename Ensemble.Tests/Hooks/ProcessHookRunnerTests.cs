@@ -295,7 +295,7 @@ public sealed class ProcessHookRunnerTests : IDisposable
             Assert.True(await ScratchDirectory.EventuallyAsync(() => IsGone(orphan.Id) && IsGone(child), Deadline),
                 "the orphaned hook or its child still runs beside the new hook");
             Assert.Equal(["started"], File.ReadAllLines(DataFile("started.txt")));
-            Assert.False(File.Exists(processFile), "the process file outlived the hook it names");
+            Assert.Null(HookProcessFile.Read(processFile)); // the record outlived the hook it names otherwise
         }
         finally
         {
@@ -314,7 +314,7 @@ public sealed class ProcessHookRunnerTests : IDisposable
         var result = await new ProcessHookRunner(Deadline).RunAsync("start", context with { ProcessFile = processFile }, CancellationToken.None);
 
         Assert.True(result.Succeeded);
-        Assert.False(File.Exists(processFile));
+        Assert.Null(HookProcessFile.Read(processFile));
     }
 
     [Fact]

@@ -19,7 +19,8 @@ using static Ensemble.Services.ServiceReplies;
 //                  the guard .ci/run runs, so that a regression of the kind issue 17 found cannot land unnoticed.
 //   --trace N all|P  one row of N units (one measured upgrade), as JSON, with the phases on stderr.
 // Knobs for experiments, never set by CI: BENCH_CONFIG (HOCON over the environment's), BENCH_HOOK_SLOTS (the agent's
-// max-parallel-hooks), BENCH_MEMORY_JOURNAL=1 (an in-memory SQLite journal), BENCH_PERF_CONTROL (perf's control FIFO).
+// max-parallel-hooks), BENCH_MEMORY_JOURNAL=1 (an in-memory SQLite journal), BENCH_PERF_CONTROL (perf's control FIFO),
+// BENCH_REPETITIONS (measured upgrades of a --trace row; default 1).
 var quick = args.Contains("--quick");
 double? maxRatio = null;
 if (Array.IndexOf(args, "--max-ratio") is var at and >= 0)
@@ -35,7 +36,7 @@ if (args.Length == 3 && args[0] == "--trace")
 {
     // One run with the actors' log on stdout, to see where the time goes.
     Bench.Trace = true;
-    Bench.Repetitions = 1;
+    Bench.Repetitions = int.TryParse(Environment.GetEnvironmentVariable("BENCH_REPETITIONS"), CultureInfo.InvariantCulture, out var reps) && reps > 0 ? reps : 1;
     var traced = await Bench.UpgradeAsync(Directory.CreateTempSubdirectory("ensemble-bench-trace-").FullName,
         int.Parse(args[1], CultureInfo.InvariantCulture), args[2] == "all" ? null : int.Parse(args[2], CultureInfo.InvariantCulture));
     Console.WriteLine(JsonSerializer.Serialize(traced));
@@ -69,6 +70,9 @@ try
     results.Add(cli);
     Console.WriteLine($"  formula author's loop, 3 units (edit hook; upgrade-formula --repository DIR --wait): {cli["authorLoopSeconds"]:0.00} s (median of 3)");
     Console.WriteLine($"  ensemble status:                                                                 {cli["statusSeconds"]:0.00} s (median of 5)");
+    var fleet = await Bench.FleetAsync(root, 200);
+    results.Add(fleet);
+    Console.WriteLine($"  200 units, upgrade-formula --repository DIR --wait: {fleet["cliSeconds"]:0.00} s; the same unpacks and hooks by xargs -P 2: {fleet["shellLoopSeconds"]:0.00} s; ratio {fleet["ratio"]:0.00} (medians of {Bench.Repetitions})");
 
     Console.WriteLine();
     Console.WriteLine("agent memory with idle units (real Ensemble.Agent process, formula without hooks)");
@@ -175,6 +179,7 @@ internal static class Bench
         // wall times vary by tens of percent from one run to the next).
         var walls = new List<double>();
         var busy = new List<double>();
+        var cpuMs = new List<double>();
         double writesPerUnit = 0, journalPerUnit = 0;
         long downloadsDone = 0;
         for (var rep = 0; rep < Repetitions; rep++)
@@ -184,9 +189,11 @@ internal static class Bench
             var downloads = env.Machine("m0").Cache.Downloads;
             var journal = _keepAlive is null ? JournalWrites(Path.Combine(directory, "env", "journal.db")) : 0;
             var cpuBefore = CpuTicks();
+            var ownBefore = Process.GetCurrentProcess().TotalProcessorTime;
             PerfControl("enable");
             var elapsed = await UpgradeOnceAsync(env, units, maxParallel);
             PerfControl("disable");
+            cpuMs.Add((Process.GetCurrentProcess().TotalProcessorTime - ownBefore).TotalMilliseconds / units);
             busy.Add(CpuBusyShare(cpuBefore, CpuTicks()));
             if (rep == 0)
             {
@@ -201,7 +208,7 @@ internal static class Bench
             ["kind"] = "upgrade", ["units"] = units, ["maxParallel"] = maxParallel?.ToString(CultureInfo.InvariantCulture) ?? "all",
             ["wallSeconds"] = Median(walls), ["msPerUnit"] = Median(walls) * 1000 / units,
             ["bareSeconds"] = Median(bares), ["ratio"] = Median(walls) / Median(bares), ["wallRuns"] = walls, ["bareRuns"] = bares,
-            ["cpuBusy"] = Median(busy), ["bareCpuBusy"] = Median(bareBusy),
+            ["cpuBusy"] = Median(busy), ["bareCpuBusy"] = Median(bareBusy), ["orchestrationCpuMsPerUnit"] = Median(cpuMs),
             ["storeWritesPerUnit"] = writesPerUnit, ["bundleDownloadsPerNode"] = downloadsDone, ["journalEventsPerUnit"] = journalPerUnit,
         };
     }
@@ -366,6 +373,80 @@ internal static class Bench
         finally
         {
             await EnsembleAsync(home, "destroy-environment", "bench");
+        }
+    }
+
+    /// <summary>
+    /// A fleet upgraded as an operator does it: a real node (`bootstrap --local`), <paramref name="units"/> units, and
+    /// `ensemble upgrade-formula --repository DIR --wait` timed as a whole command, CLI start included. Beside it the
+    /// shell loop an operator could write instead: for each unit, unpack the same bundle into a fresh directory and
+    /// run the same three hooks, two units at a time (`xargs -P 2`, one per core). Medians of
+    /// <see cref="Repetitions"/> upgrades (after one warm-up) and of as many loops (after one warm-up).
+    /// </summary>
+    public static async Task<Dictionary<string, object>> FleetAsync(string root, int units)
+    {
+        var home = Path.Combine(root, "fleet-home");
+        var repository = Path.Combine(root, "fleet-repository");
+        WriteFormula(repository, "fleet", 1);
+
+        // The shell loop first, before any node runs.
+        var loopDirectory = Path.Combine(root, "fleet-loop");
+        Directory.CreateDirectory(loopDirectory);
+        var bundlePath = Path.Combine(loopDirectory, "fleet.tar.gz");
+        using (var bundle = FormulaPacker.Pack(FormulaLoader.Load(Path.Combine(repository, "fleet")))) File.Copy(bundle.Path, bundlePath);
+        var script = Path.Combine(loopDirectory, "unit.sh");
+        File.WriteAllText(script, """
+            #!/bin/sh
+            # One unit: unpack the bundle into a fresh formula directory, then stop, upgrade-formula, start.
+            set -e
+            d="$1/u$2"; mkdir -p "$d/formula" "$d/data"
+            tar -xzf "$3" -C "$d/formula"
+            cd "$d/formula"
+            for hook in stop upgrade-formula start; do
+              ENSEMBLE_UNIT_NAME="fleet/$2" ENSEMBLE_UNIT_DATA_DIR="$d/data" "./hooks/$hook" >> "$d/unit.log" 2>&1
+            done
+            """);
+        var loops = new List<double>();
+        for (var rep = 0; rep <= Repetitions; rep++)
+        {
+            var into = Path.Combine(loopDirectory, $"run-{rep}");
+            Directory.CreateDirectory(into);
+            var loop = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+            loop.ArgumentList.Add("-c");
+            loop.ArgumentList.Add($"seq 0 {units - 1} | xargs -P 2 -I N sh \"$0\" \"$1\" N \"$2\"");
+            loop.ArgumentList.Add(script);
+            loop.ArgumentList.Add(into);
+            loop.ArgumentList.Add(bundlePath);
+            var clock = Stopwatch.StartNew();
+            using var process = Process.Start(loop)!;
+            await process.WaitForExitAsync();
+            if (process.ExitCode != 0) throw new InvalidOperationException($"the shell loop exited {process.ExitCode}");
+            if (rep > 0) loops.Add(clock.Elapsed.TotalSeconds);
+        }
+
+        await EnsembleAsync(home, "bootstrap", "--local", "--name", "fleet");
+        try
+        {
+            await EnsembleAsync(home, "deploy", "--repository", repository, "-n", units.ToString(CultureInfo.InvariantCulture), "--wait", "fleet");
+            var upgrades = new List<double>();
+            for (var rep = 0; rep <= Repetitions; rep++)
+            {
+                WriteFormula(repository, "fleet", 2 + rep);
+                var elapsed = (await EnsembleAsync(home, "upgrade-formula", "--repository", repository, "--wait", "fleet")).Elapsed.TotalSeconds;
+                if (rep > 0) upgrades.Add(elapsed);
+            }
+            var (_, status) = await EnsembleAsync(home, "status", "fleet", "--format", "json");
+            var upgraded = System.Text.RegularExpressions.Regex.Matches(status, $"local:fleet-{1 + Repetitions + 1}").Count;
+            if (upgraded < units) throw new InvalidOperationException($"only {upgraded} of {units} units show the last revision");
+            return new Dictionary<string, object>
+            {
+                ["kind"] = "fleet", ["units"] = units, ["cliSeconds"] = Median(upgrades), ["shellLoopSeconds"] = Median(loops),
+                ["ratio"] = Median(upgrades) / Median(loops), ["cliRuns"] = upgrades, ["shellLoopRuns"] = loops,
+            };
+        }
+        finally
+        {
+            await EnsembleAsync(home, "destroy-environment", "fleet");
         }
     }
 
