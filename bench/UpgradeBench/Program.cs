@@ -147,7 +147,9 @@ internal static class Bench
         var repository = Path.Combine(directory, "repository");
         Directory.CreateDirectory(repository);
         WriteFormula(repository, "bench", 1);
-        var quiet = ConfigurationFactory.ParseString(Trace ? "akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING" : "akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING");
+        // The benchmark's inbox hears every unit's progress (seven messages a unit): a thousand units overflow the default
+        // 1000-message inbox, which drops what does not fit.
+        var quiet = ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.stdout-loglevel = WARNING\nakka.actor.inbox.inbox-size = 100000");
         if (Environment.GetEnvironmentVariable("BENCH_CONFIG") is { Length: > 0 } extra) quiet = ConfigurationFactory.ParseString(extra).WithFallback(quiet);
         if (Environment.GetEnvironmentVariable("BENCH_MEMORY_JOURNAL") == "1")
         {
@@ -450,6 +452,37 @@ internal static class Bench
         }
     }
 
+    /// <summary>Waits (at most 20 minutes) until `ensemble status` shows <paramref name="units"/> units of the service running.</summary>
+    private static async Task WaitUntilRunningAsync(string home, string service, int units)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            var (_, status) = await EnsembleAsync(home, "status", service, "--format", "json");
+            using var document = JsonDocument.Parse(status);
+            var running = 0;
+            foreach (var unit in Descendants(document.RootElement).Where(e => e.ValueKind == JsonValueKind.Object && e.TryGetProperty("state", out _)))
+                if (unit.GetProperty("state").ValueKind == JsonValueKind.String && unit.GetProperty("state").GetString() == "running") running++;
+            if (running >= units) return;
+            if (deadline.Elapsed > TimeSpan.FromMinutes(20)) throw new TimeoutException($"only {running} of {units} units of {service} run after 20 minutes");
+            await Task.Delay(TimeSpan.FromSeconds(1));
+        }
+    }
+
+    private static IEnumerable<JsonElement> Descendants(JsonElement element)
+    {
+        yield return element;
+        var children = element.ValueKind switch
+        {
+            JsonValueKind.Object => element.EnumerateObject().Select(p => p.Value),
+            JsonValueKind.Array => element.EnumerateArray(),
+            _ => [],
+        };
+        foreach (var child in children)
+            foreach (var descendant in Descendants(child))
+                yield return descendant;
+    }
+
     public static async Task<Dictionary<string, object>> IdleMemoryAsync(string root, int units)
     {
         var home = Path.Combine(root, $"idle-home-{units}");
@@ -458,7 +491,12 @@ internal static class Bench
         await EnsembleAsync(home, "bootstrap", "--local", "--name", "idle");
         try
         {
-            await EnsembleAsync(home, "deploy", "--repository", repository, "-n", units.ToString(CultureInfo.InvariantCulture), "--wait", "idle");
+            // One request may ask for at most 1000 units (ensemble.limits.units-per-request): more are added in steps.
+            const int PerRequest = 1000;
+            await EnsembleAsync(home, "deploy", "--repository", repository, "-n", Math.Min(units, PerRequest).ToString(CultureInfo.InvariantCulture), "--wait", "idle");
+            for (var placed = PerRequest; placed < units; placed += PerRequest)
+                await EnsembleAsync(home, "add-unit", "-n", Math.Min(units - placed, PerRequest).ToString(CultureInfo.InvariantCulture), "idle");
+            await WaitUntilRunningAsync(home, "idle", units);
             using var record = JsonDocument.Parse(File.ReadAllText(Path.Combine(home, "environments", "idle", "environment.json")));
             var pid = record.RootElement.GetProperty("pid").GetInt32();
             // Let the runtime settle after the deploy burst, then read the resident set the kernel reports.
