@@ -381,8 +381,8 @@ internal static class Bench
     /// <summary>
     /// A fleet upgraded as an operator does it: a real node (`bootstrap --local`), <paramref name="units"/> units, and
     /// `ensemble upgrade-formula --repository DIR --wait` timed as a whole command, CLI start included. Beside it the
-    /// shell loop an operator could write instead: for each unit, unpack the same bundle into a fresh directory and
-    /// run the same three hooks, two units at a time (`xargs -P 2`, one per core). Medians of
+    /// shell loop an operator could write instead: for each unit, check the same bundle's sha256, unpack it into a fresh
+    /// directory and run the same three hooks, two units at a time (`xargs -P 2`, one per core). Medians of
     /// <see cref="Repetitions"/> upgrades (after one warm-up) and of as many loops (after one warm-up).
     /// </summary>
     public static async Task<Dictionary<string, object>> FleetAsync(string root, int units)
@@ -395,13 +395,20 @@ internal static class Bench
         var loopDirectory = Path.Combine(root, "fleet-loop");
         Directory.CreateDirectory(loopDirectory);
         var bundlePath = Path.Combine(loopDirectory, "fleet.tar.gz");
-        using (var bundle = FormulaPacker.Pack(FormulaLoader.Load(Path.Combine(repository, "fleet")))) File.Copy(bundle.Path, bundlePath);
+        string sha256;
+        using (var bundle = FormulaPacker.Pack(FormulaLoader.Load(Path.Combine(repository, "fleet"))))
+        {
+            File.Copy(bundle.Path, bundlePath);
+            sha256 = bundle.Sha256;
+        }
         var script = Path.Combine(loopDirectory, "unit.sh");
         File.WriteAllText(script, """
             #!/bin/sh
-            # One unit: unpack the bundle into a fresh formula directory, then stop, upgrade-formula, start.
+            # One unit: check the bundle's sha256 and unpack it into a fresh formula directory (as the bare loop and
+            # the agents do), then stop, upgrade-formula, start.
             set -e
             d="$1/u$2"; mkdir -p "$d/formula" "$d/data"
+            echo "$4  $3" | sha256sum -c --quiet
             tar -xzf "$3" -C "$d/formula"
             cd "$d/formula"
             for hook in stop upgrade-formula start; do
@@ -413,12 +420,14 @@ internal static class Bench
         {
             var into = Path.Combine(loopDirectory, $"run-{rep}");
             Directory.CreateDirectory(into);
+            // xargs -I replaces its marker in every argument, the paths included: hence one no path holds.
             var loop = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
             loop.ArgumentList.Add("-c");
-            loop.ArgumentList.Add($"seq 0 {units - 1} | xargs -P 2 -I N sh \"$0\" \"$1\" N \"$2\"");
+            loop.ArgumentList.Add($"seq 0 {units - 1} | xargs -P 2 -I @unit@ sh \"$0\" \"$1\" @unit@ \"$2\" \"$3\"");
             loop.ArgumentList.Add(script);
             loop.ArgumentList.Add(into);
             loop.ArgumentList.Add(bundlePath);
+            loop.ArgumentList.Add(sha256);
             var clock = Stopwatch.StartNew();
             using var process = Process.Start(loop)!;
             await process.WaitForExitAsync();
@@ -491,12 +500,18 @@ internal static class Bench
         await EnsembleAsync(home, "bootstrap", "--local", "--name", "idle");
         try
         {
-            // One request may ask for at most 1000 units (ensemble.limits.units-per-request): more are added in steps.
-            const int PerRequest = 1000;
-            await EnsembleAsync(home, "deploy", "--repository", repository, "-n", Math.Min(units, PerRequest).ToString(CultureInfo.InvariantCulture), "--wait", "idle");
-            for (var placed = PerRequest; placed < units; placed += PerRequest)
-                await EnsembleAsync(home, "add-unit", "-n", Math.Min(units - placed, PerRequest).ToString(CultureInfo.InvariantCulture), "idle");
-            await WaitUntilRunningAsync(home, "idle", units);
+            // One request may ask for at most 1000 units (ensemble.limits.units-per-request) and a service may have at
+            // most 5000 (units-per-service): more units are more services of the same formula, filled in steps.
+            const int PerRequest = 1000, PerService = 5000;
+            for (var (first, service) = (0, 0); first < units; first += PerService, service++)
+            {
+                var name = service == 0 ? "idle" : $"idle{service + 1}";
+                var size = Math.Min(units - first, PerService);
+                await EnsembleAsync(home, "deploy", "--repository", repository, "-n", Math.Min(size, PerRequest).ToString(CultureInfo.InvariantCulture), "--wait", "idle", name);
+                for (var placed = PerRequest; placed < size; placed += PerRequest)
+                    await EnsembleAsync(home, "add-unit", "-n", Math.Min(size - placed, PerRequest).ToString(CultureInfo.InvariantCulture), name);
+                await WaitUntilRunningAsync(home, name, size);
+            }
             using var record = JsonDocument.Parse(File.ReadAllText(Path.Combine(home, "environments", "idle", "environment.json")));
             var pid = record.RootElement.GetProperty("pid").GetInt32();
             // Let the runtime settle after the deploy burst, then read the resident set the kernel reports.
