@@ -61,10 +61,7 @@ public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.Ma
     {
         var path = Path.Combine(context.FormulaDirectory, "hooks", hook);
         if (!File.Exists(path)) return new HookResult(hook, Ran: false, ExitCode: 0, TimedOut: false);
-        var started = Telemetry.EnsembleMetrics.Hooks.Starting(hook);
-        var result = await RunProcessAsync(path, hook, context, cancellationToken);
-        Telemetry.EnsembleMetrics.Hooks.Ran(result, context, started);
-        return result;
+        return await RunProcessAsync(path, hook, context, cancellationToken);
     }
 
     /// <summary>
@@ -97,6 +94,22 @@ public sealed class ProcessHookRunner(TimeSpan timeout, int maxParallel = int.Ma
         await using var log = new HookLog(context.LogPath, hook);
         ActiveLogs[Path.GetFullPath(context.LogPath)] = log;
         using var slot = await Slot.TakeAsync(_slots, cancellationToken);
+        // Counted from here: a hook waiting for its slot is not running yet.
+        var started = Telemetry.EnsembleMetrics.Hooks.Starting(hook);
+        HookResult? result = null;
+        try
+        {
+            return result = await RunStartedAsync(path, hook, context, log, slot, cancellationToken);
+        }
+        finally
+        {
+            Telemetry.EnsembleMetrics.Hooks.Ran(hook, result, context, started);
+        }
+    }
+
+    /// <summary>Runs the hook process once its slot is held; the slot is given back as soon as the process has exited.</summary>
+    private async Task<HookResult> RunStartedAsync(string path, string hook, HookContext context, HookLog log, Slot slot, CancellationToken cancellationToken)
+    {
         log.Write($"running hook {hook} (revision {context.Revision})");
 
         var start = new ProcessStartInfo(path)

@@ -35,9 +35,14 @@ public static class EnsembleMetrics
             return Stopwatch.GetTimestamp();
         }
 
-        public static void Ran(HookResult result, HookContext context, long started)
+        /// <summary>
+        /// The hook process is done: <paramref name="result"/> is what it came to, or null when it was cancelled (it
+        /// no longer runs; no duration is recorded for it).
+        /// </summary>
+        public static void Ran(string hook, HookResult? result, HookContext context, long started)
         {
-            Running.Add(-1, new KeyValuePair<string, object?>("hook", result.Hook));
+            Running.Add(-1, new KeyValuePair<string, object?>("hook", hook));
+            if (result is null) return;
             var outcome = result.TimedOut ? "timed-out" : result.ExitCode == 0 ? "succeeded" : "failed";
             Duration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds,
                 new("hook", result.Hook), new("outcome", outcome), new("service", context.ServiceName));
