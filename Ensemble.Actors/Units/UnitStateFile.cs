@@ -73,12 +73,18 @@ public static class UnitStateFile
     private const uint RenameExchange = 2;
     private static volatile bool _exchangeRefused = !OperatingSystem.IsLinux();
 
-    /// <summary>Swaps the two files atomically; false when this file system (or kernel) cannot, and then never tries again.</summary>
+    /// <summary>
+    /// Swaps the two files atomically; false when they cannot be swapped: <paramref name="b"/> went away meanwhile
+    /// (the caller renames instead), or the file system or kernel refuses the call — then this process renames from
+    /// now on (a node keeps all its machines' data on one file system).
+    /// </summary>
     private static bool TryExchange(string a, string b)
     {
         if (_exchangeRefused) return false;
         if (RenameAt2(AtFdCwd, a, AtFdCwd, b, RenameExchange) == 0) return true;
         var errno = Marshal.GetLastPInvokeError();
+        // ENOENT: the state file was removed after the caller looked.
+        if (errno == 2) return false;
         // EINVAL: the file system does not support the flag; ENOSYS: the kernel lacks the call.
         if (errno is 22 or 38)
         {
